@@ -1,0 +1,61 @@
+// Package message is the message domain: types, the Store that keeps
+// history, and the Service that sends, edits and deletes messages and reads
+// history with permission checks.
+//
+// Ordering: within a channel, messages carry a gapless sequence number
+// (1, 2, 3, ...) in the order they were accepted; IDs are snowflakes and grow
+// with seq. Service serializes sends per channel; Store.Insert refuses a
+// sequence number that is already taken, so two writers can never both
+// succeed with the same seq.
+package message
+
+import (
+	"context"
+	"time"
+)
+
+// Message is one message in a channel.
+type Message struct {
+	ID        uint64
+	ChannelID uint64
+	ServerID  uint64
+	AuthorID  uint64
+	Content   string
+	Seq       uint64
+	Nonce     string
+	CreatedAt time.Time
+	EditedAt  time.Time // zero if never edited
+}
+
+// Query selects a page of history. At most one of Before, After and Around
+// is set; none means the latest messages. Pages are newest first.
+type Query struct {
+	Before uint64 // messages with ID < Before
+	After  uint64 // messages with ID > After (the oldest ones after it)
+	// Around selects the Limit/2 nearest messages with ID >= Around and the
+	// Limit - Limit/2 nearest with ID < Around (a side that runs short is
+	// not filled from the other).
+	Around uint64
+	Limit  int    // 1..MaxPage
+}
+
+// Store keeps messages. Implementations make each method atomic.
+type Store interface {
+	// Insert stores m. It fails with Conflict if m.Seq is already used in
+	// the channel, and stores the nonce index (channel, author, nonce) when
+	// m.Nonce is set.
+	Insert(ctx context.Context, m Message) error
+	// LastSeq is the highest seq stored in the channel, 0 if none.
+	LastSeq(ctx context.Context, channelID uint64) (uint64, error)
+	// ByNonce finds the message an author sent with nonce in a channel; ok
+	// is false if there is none.
+	ByNonce(ctx context.Context, channelID, authorID uint64, nonce string) (m Message, ok bool, err error)
+	// Get fails with NotFound for an unknown or deleted message.
+	Get(ctx context.Context, channelID, id uint64) (Message, error)
+	// Update replaces the content and edited time of a stored message.
+	Update(ctx context.Context, m Message) error
+	// Delete removes a message; NotFound if it does not exist.
+	Delete(ctx context.Context, channelID, id uint64) error
+	// List returns a page of history, newest first. q is already validated.
+	List(ctx context.Context, channelID uint64, q Query) ([]Message, error)
+}
