@@ -68,7 +68,7 @@ type Invite struct {
 	Code      string
 	ServerID  uint64
 	CreatorID uint64
-	MaxUses   int       // 0 means unlimited
+	MaxUses   int // 0 means unlimited
 	Uses      int
 	ExpiresAt time.Time // zero means never
 	CreatedAt time.Time

@@ -36,7 +36,7 @@ type Query struct {
 	// Limit - Limit/2 nearest with ID < Around (a side that runs short is
 	// not filled from the other).
 	Around uint64
-	Limit  int    // 1..MaxPage
+	Limit  int // 1..MaxPage
 }
 
 // Store keeps messages. Implementations make each method atomic.
