@@ -1,0 +1,48 @@
+package natsrpc
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildhall/guildhall/bus"
+	"github.com/guildhall/guildhall/message"
+	pb "github.com/guildhall/guildhall/proto/guildhallpb"
+)
+
+// Client asks the message service, wherever it runs, over the bus.
+type Client struct{ nc *nats.Conn }
+
+// NewClient returns a Client on nc.
+func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+
+// Send posts a message as actorID.
+func (c *Client) Send(ctx context.Context, actorID, channelID uint64, content, nonce string) (message.Message, error) {
+	return c.do(ctx, "message.Send", bus.MessageSend, &pb.SendMessageRequest{ActorId: actorID, ChannelId: channelID, Content: content, Nonce: nonce})
+}
+
+// Edit changes a message's content.
+func (c *Client) Edit(ctx context.Context, actorID, channelID, messageID uint64, content string) (message.Message, error) {
+	return c.do(ctx, "message.Edit", bus.MessageEdit, &pb.EditMessageRequest{ActorId: actorID, ChannelId: channelID, MessageId: messageID, Content: content})
+}
+
+// Delete removes a message.
+func (c *Client) Delete(ctx context.Context, actorID, channelID, messageID uint64) error {
+	_, err := c.do(ctx, "message.Delete", bus.MessageDelete, &pb.DeleteMessageRequest{ActorId: actorID, ChannelId: channelID, MessageId: messageID})
+	return err
+}
+
+func (c *Client) do(ctx context.Context, op, subject string, req proto.Message) (message.Message, error) {
+	var r pb.MessageReply
+	if err := bus.Request(ctx, c.nc, subject, req, &r); err != nil {
+		return message.Message{}, err
+	}
+	if r.Error != nil {
+		return message.Message{}, bus.ErrorFromProto(op, r.Error)
+	}
+	if r.Message == nil {
+		return message.Message{}, nil
+	}
+	return FromProto(r.Message), nil
+}
