@@ -54,6 +54,8 @@ type IDs interface{ Next() uint64 }
 // one channel are serialized inside the process; across processes the
 // Store's seq check refuses a second writer (see package doc).
 type Service struct {
+	*Reader // history
+
 	store  Store
 	access Access
 	pub    Publisher
@@ -74,7 +76,7 @@ func NewService(store Store, access Access, pub Publisher, ids IDs, now func() t
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, access: access, pub: pub, ids: ids, now: now, log: log, seed: maphash.MakeSeed()}
+	return &Service{Reader: NewReader(store, access), store: store, access: access, pub: pub, ids: ids, now: now, log: log, seed: maphash.MakeSeed()}
 }
 
 func (s *Service) lock(channelID uint64) *sync.Mutex {
@@ -175,31 +177,6 @@ func (s *Service) own(ctx context.Context, op string, actorID, channelID, messag
 		return Message{}, guildhall.E(op, guildhall.Forbidden, "only the author may change a message")
 	}
 	return m, nil
-}
-
-// History returns a page of a channel's messages, newest first.
-func (s *Service) History(ctx context.Context, actorID, channelID uint64, q Query) ([]Message, error) {
-	const op = "message.History"
-	if q.Limit == 0 {
-		q.Limit = DefaultPage
-	}
-	if q.Limit < 1 || q.Limit > MaxPage {
-		return nil, guildhall.E(op, guildhall.Invalid, "limit must be 1 to %d", MaxPage)
-	}
-	set := 0
-	for _, c := range []uint64{q.Before, q.After, q.Around} {
-		if c != 0 {
-			set++
-		}
-	}
-	if set > 1 {
-		return nil, guildhall.E(op, guildhall.Invalid, "give at most one of before, after and around")
-	}
-	if _, err := s.access.CanRead(ctx, actorID, channelID); err != nil {
-		return nil, guildhall.Wrap(op, err)
-	}
-	list, err := s.store.List(ctx, channelID, q)
-	return list, guildhall.Wrap(op, err)
 }
 
 // publish hands an event to fan-out. The change is already stored, so a

@@ -136,11 +136,10 @@ func Explain(in Input, p Permissions) Explanation {
 		}
 		cur = 0
 	case cur&SendMessages == 0:
+		cur &^= sendImplied
 		if p&sendImplied != 0 {
-			cur &^= sendImplied
 			add(Step{Source: SourceNoSendMessages, Deny: true}, cur)
 		}
-		cur &^= sendImplied
 	}
 	e.Allowed = cur.Has(p)
 	return e

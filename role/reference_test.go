@@ -237,15 +237,16 @@ func TestComputeMatchesReference(t *testing.T) {
 	}
 }
 
-// decodeInput turns fuzz data into an Input. Each 10-byte record of data is
+// decodeInput turns fuzz arguments into an Input: ownerSel picks no owner or
+// owner, userSel the user from ids. Each 10-byte record of data is
 // a role or an overwrite: a kind byte, an ID byte (an index into ids) and
 // two 32-bit permission sets (bits above 31 are never needed: All ends at
 // bit 28).
-func decodeInput(owner, user uint8, everyone uint32, data []byte) role.Input {
+func decodeInput(ownerSel, userSel uint8, everyone uint32, data []byte) role.Input {
 	in := role.Input{
 		ServerID: server,
-		OwnerID:  ids[owner%4] % 2, // 0 or owner
-		UserID:   ids[user%uint8(len(ids))],
+		OwnerID:  []uint64{0, owner}[ownerSel%2],
+		UserID:   ids[userSel%uint8(len(ids))],
 		Everyone: role.Permissions(everyone),
 	}
 	for len(data) >= 10 && len(in.Roles)+len(in.Overwrites) < 64 {
@@ -283,13 +284,13 @@ func FuzzCompute(f *testing.F) {
 		}
 		return out
 	}
-	f.Add(uint8(0), uint8(iUser), uint32(role.DefaultEveryone), []byte(nil))
-	f.Add(uint8(1), uint8(1), uint32(0), []byte(nil)) // owner
-	f.Add(uint8(1), uint8(iUser), uint32(role.DefaultEveryone), concat(
+	f.Add(uint8(0), uint8(iUser), uint32(role.DefaultEveryone), uint64(send), []byte(nil))
+	f.Add(uint8(1), uint8(1), uint32(0), uint64(role.Administrator), []byte(nil)) // the owner
+	f.Add(uint8(1), uint8(iUser), uint32(role.DefaultEveryone), uint64(view), concat(
 		record(4, iA, role.Administrator, 0),
-		record(1, iServer, 0, uint32Perms(role.All)),
+		record(1, iServer, 0, role.All),
 	))
-	f.Add(uint8(1), uint8(iUser), uint32(role.DefaultEveryone|mention), concat(
+	f.Add(uint8(1), uint8(iUser), uint32(role.DefaultEveryone|mention), uint64(mention|view), concat(
 		record(4, iA, manage, 0),
 		record(8, iB, 0, 0),
 		record(1, iServer, 0, send),
@@ -300,11 +301,7 @@ func FuzzCompute(f *testing.F) {
 		record(2, iOther, 0, role.All),
 		record(7, iUser, 0, role.All),
 	))
-	f.Fuzz(func(t *testing.T, owner, user uint8, everyone uint32, data []byte) {
-		in := decodeInput(owner, user, everyone, data)
-		p := role.Permissions(everyone) ^ role.Permissions(len(data)) // some arbitrary, often multi-bit p
-		check(t, in, p)
+	f.Fuzz(func(t *testing.T, ownerSel, userSel uint8, everyone uint32, p uint64, data []byte) {
+		check(t, decodeInput(ownerSel, userSel, everyone, data), role.Permissions(p))
 	})
 }
-
-func uint32Perms(p role.Permissions) role.Permissions { return p & 0xffffffff }

@@ -175,6 +175,9 @@ func (s *Service) onHeartbeat(msg *nats.Msg) {
 	if len(changes.Routes) > 0 || len(changes.RemovedNodes) > 0 {
 		s.publish(changes)
 	}
+	if msg.Reply != "" { // a delta waiting to know its routes are out
+		_ = msg.Respond(nil)
+	}
 }
 
 // apply folds a heartbeat into the table and returns what changed.

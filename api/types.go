@@ -1,0 +1,104 @@
+package api
+
+import (
+	"time"
+
+	"github.com/guildhall/guildhall/member"
+	"github.com/guildhall/guildhall/message"
+)
+
+// JSON shapes of the REST API. IDs are strings; times are RFC 3339 in UTC.
+
+type userJSON struct {
+	ID       uint64 `json:"id,string"`
+	Username string `json:"username"`
+}
+
+type authJSON struct {
+	User  userJSON `json:"user"`
+	Token string   `json:"token"`
+}
+
+type serverJSON struct {
+	ID      uint64 `json:"id,string"`
+	Name    string `json:"name"`
+	OwnerID uint64 `json:"owner_id,string"`
+}
+
+type channelJSON struct {
+	ID       uint64  `json:"id,string"`
+	ServerID uint64  `json:"server_id,string"`
+	Name     string  `json:"name"`
+	Type     string  `json:"type"`
+	Position int     `json:"position"`
+	ParentID *string `json:"parent_id"`
+}
+
+type memberJSON struct {
+	UserID   uint64    `json:"user_id,string"`
+	Username string    `json:"username"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+type inviteJSON struct {
+	Code      string     `json:"code"`
+	ServerID  uint64     `json:"server_id,string"`
+	MaxUses   int        `json:"max_uses"`
+	Uses      int        `json:"uses"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+type messageJSON struct {
+	ID        uint64     `json:"id,string"`
+	ChannelID uint64     `json:"channel_id,string"`
+	ServerID  uint64     `json:"server_id,string"`
+	AuthorID  uint64     `json:"author_id,string"`
+	Content   string     `json:"content"`
+	Seq       uint64     `json:"seq"`
+	Nonce     string     `json:"nonce,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	EditedAt  *time.Time `json:"edited_at"`
+}
+
+func toUser(u member.User) userJSON { return userJSON{ID: u.ID, Username: u.Username} }
+
+func toServer(s member.Server) serverJSON {
+	return serverJSON{ID: s.ID, Name: s.Name, OwnerID: s.OwnerID}
+}
+
+func toChannel(c member.Channel) channelJSON {
+	out := channelJSON{ID: c.ID, ServerID: c.ServerID, Name: c.Name, Type: "text", Position: c.Position}
+	if c.Type == member.ChannelCategory {
+		out.Type = "category"
+	}
+	if c.ParentID != 0 {
+		p := formatID(c.ParentID)
+		out.ParentID = &p
+	}
+	return out
+}
+
+func toMember(m member.Member) memberJSON {
+	return memberJSON{UserID: m.UserID, Username: m.Username, JoinedAt: m.JoinedAt}
+}
+
+func toInvite(i member.Invite) inviteJSON {
+	out := inviteJSON{Code: i.Code, ServerID: i.ServerID, MaxUses: i.MaxUses, Uses: i.Uses}
+	if !i.ExpiresAt.IsZero() {
+		t := i.ExpiresAt
+		out.ExpiresAt = &t
+	}
+	return out
+}
+
+func toMessage(m message.Message) messageJSON {
+	out := messageJSON{
+		ID: m.ID, ChannelID: m.ChannelID, ServerID: m.ServerID, AuthorID: m.AuthorID,
+		Content: m.Content, Seq: m.Seq, Nonce: m.Nonce, CreatedAt: m.CreatedAt,
+	}
+	if !m.EditedAt.IsZero() {
+		t := m.EditedAt
+		out.EditedAt = &t
+	}
+	return out
+}

@@ -1,0 +1,385 @@
+package link
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildhall/guildhall/bus"
+	"github.com/guildhall/guildhall/member"
+	"github.com/guildhall/guildhall/message"
+	pb "github.com/guildhall/guildhall/proto/guildhallpb"
+)
+
+// Auth turns a bearer token into a user.
+type Auth interface {
+	Authenticate(ctx context.Context, token string) (member.User, error)
+}
+
+// Directory answers what a session may see.
+type Directory interface {
+	Servers(ctx context.Context, actor member.User) ([]member.Server, error)
+	Channels(ctx context.Context, actor member.User, serverID uint64) ([]member.Channel, error)
+	CanRead(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
+}
+
+// Sender posts messages (the message service, over the bus).
+type Sender interface {
+	Send(ctx context.Context, actorID, channelID uint64, content, nonce string) (message.Message, error)
+}
+
+// Config of a Node. Zero values mean the documented defaults.
+type Config struct {
+	NodeID            string        // default: random
+	HeartbeatInterval time.Duration // client heartbeats, default 30s; silence for 1.5x closes
+	IdentifyTimeout   time.Duration // default 10s
+	SnapshotEvery     time.Duration // full heartbeat to the subscription service, default 5s
+	MaxFrame          int64         // inbound frame limit in bytes, default 16 KiB
+	QueueLen          int           // outbound frames per session, default 512
+	WriteTimeout      time.Duration // default 10s
+	MaxSubscriptions  int           // channels per session, default 1000
+	FramesPerSecond   float64       // inbound rate, default 30 (burst 2x)
+	OriginPatterns    []string      // extra allowed browser origins
+}
+
+func (c *Config) setDefaults() {
+	if c.NodeID == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		c.NodeID = "link-" + hex.EncodeToString(b)
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 30 * time.Second
+	}
+	if c.IdentifyTimeout == 0 {
+		c.IdentifyTimeout = 10 * time.Second
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 5 * time.Second
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = 16 << 10
+	}
+	if c.QueueLen == 0 {
+		c.QueueLen = 512
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = 1000
+	}
+	if c.FramesPerSecond == 0 {
+		c.FramesPerSecond = 30
+	}
+}
+
+const shards = 64
+
+// Node is one link node.
+type Node struct {
+	cfg    Config
+	nc     *nats.Conn
+	auth   Auth
+	dir    Directory
+	sender Sender
+	log    *slog.Logger
+
+	subs [shards]struct {
+		sync.RWMutex
+		m map[uint64]map[*session]struct{}
+	}
+
+	dirtyMu sync.Mutex
+	dirty   map[uint64]struct{} // channels whose count changed since the last heartbeat
+	flushed chan struct{}       // closed once the dirty channels reached the subscription service
+	wake    chan struct{}
+
+	sessMu   sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+
+	natsSubs []*nats.Subscription
+	ctx      context.Context // lives until Shutdown
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // owned goroutines: heartbeat loop and sessions
+	once     sync.Once
+}
+
+// Start runs a link node on nc until Shutdown. Serve its Handler at the
+// gateway path.
+func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Logger, cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg: cfg, nc: nc, auth: auth, dir: dir, sender: sender, log: log.With("node", cfg.NodeID),
+		dirty:    make(map[uint64]struct{}),
+		flushed:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		sessions: make(map[*session]struct{}),
+	}
+	for i := range n.subs {
+		n.subs[i].m = make(map[uint64]map[*session]struct{})
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	deliver, err := nc.Subscribe(bus.LinkDeliver(cfg.NodeID), n.onDelivery)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := nc.Subscribe(bus.LinkSnapshotRequest, func(*nats.Msg) { n.sendHeartbeat(true) })
+	if err != nil {
+		_ = deliver.Unsubscribe()
+		return nil, err
+	}
+	n.natsSubs = []*nats.Subscription{deliver, snap}
+	if err := nc.Flush(); err != nil {
+		n.unsubscribe()
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.heartbeatLoop()
+	return n, nil
+}
+
+// ID is the node's ID on the bus.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+func (n *Node) unsubscribe() {
+	for _, s := range n.natsSubs {
+		_ = s.Unsubscribe()
+	}
+}
+
+// Handler serves the gateway WebSocket.
+func (n *Node) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var c codec
+		switch r.URL.Query().Get("encoding") {
+		case "", "proto", "protobuf":
+		case "json":
+			c.json = true
+		default:
+			http.Error(w, `{"code":"invalid_argument","message":"encoding must be proto or json"}`, http.StatusBadRequest)
+			return
+		}
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: n.cfg.OriginPatterns})
+		if err != nil {
+			return // Accept wrote the HTTP error
+		}
+		s := n.newSession(conn, c)
+		if s == nil {
+			conn.Close(CloseServiceRestart, "server is shutting down")
+			return
+		}
+		defer n.dropSession(s)
+		s.run(n.ctx)
+	})
+}
+
+func (n *Node) newSession(conn *websocket.Conn, c codec) *session {
+	n.sessMu.Lock()
+	defer n.sessMu.Unlock()
+	if n.closing {
+		return nil
+	}
+	s := newSession(n, conn, c)
+	n.sessions[s] = struct{}{}
+	n.wg.Add(1)
+	return s
+}
+
+func (n *Node) dropSession(s *session) {
+	n.unsubscribeAll(s)
+	n.sessMu.Lock()
+	delete(n.sessions, s)
+	n.sessMu.Unlock()
+	n.wg.Done()
+}
+
+// subscribe adds s to the channel's subscribers.
+func (n *Node) subscribe(s *session, ch uint64) <-chan struct{} {
+	sh := &n.subs[ch%shards]
+	sh.Lock()
+	set := sh.m[ch]
+	if set == nil {
+		set = make(map[*session]struct{})
+		sh.m[ch] = set
+	}
+	set[s] = struct{}{}
+	sh.Unlock()
+	return n.markDirty(ch)
+}
+
+func (n *Node) unsubscribe1(s *session, ch uint64) {
+	sh := &n.subs[ch%shards]
+	sh.Lock()
+	if set := sh.m[ch]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(sh.m, ch)
+		}
+	}
+	sh.Unlock()
+	n.markDirty(ch)
+}
+
+func (n *Node) unsubscribeAll(s *session) {
+	for _, ch := range s.channels() {
+		n.unsubscribe1(s, ch)
+	}
+}
+
+// markDirty schedules a delta heartbeat for ch and returns a channel that
+// is closed once the subscription service has applied it (or gave up).
+func (n *Node) markDirty(ch uint64) <-chan struct{} {
+	n.dirtyMu.Lock()
+	n.dirty[ch] = struct{}{}
+	flushed := n.flushed
+	n.dirtyMu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+	return flushed
+}
+
+func (n *Node) count(ch uint64) uint32 {
+	sh := &n.subs[ch%shards]
+	sh.RLock()
+	defer sh.RUnlock()
+	return uint32(len(sh.m[ch]))
+}
+
+// heartbeatLoop sends deltas soon after a change and a full snapshot every
+// SnapshotEvery.
+func (n *Node) heartbeatLoop() {
+	defer n.wg.Done()
+	n.sendHeartbeat(true)
+	t := time.NewTicker(n.cfg.SnapshotEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.sendHeartbeat(true)
+		case <-n.wake:
+			n.sendHeartbeat(false)
+		}
+	}
+}
+
+// sendHeartbeat sends a full snapshot, or the delta of the dirty channels.
+// A delta is a request: the subscription service answers once it has
+// published the route change, so a session that subscribed is routed to
+// before its subscribe is acknowledged.
+func (n *Node) sendHeartbeat(full bool) {
+	hb := &pb.LinkHeartbeat{NodeId: n.cfg.NodeID, Full: full, IntervalMs: uint32(n.cfg.SnapshotEvery.Milliseconds())}
+	n.dirtyMu.Lock()
+	dirty, flushed := n.dirty, n.flushed
+	n.dirty, n.flushed = make(map[uint64]struct{}), make(chan struct{})
+	n.dirtyMu.Unlock()
+	defer close(flushed)
+	if full {
+		for i := range n.subs {
+			sh := &n.subs[i]
+			sh.RLock()
+			for ch, set := range sh.m {
+				hb.Counts = append(hb.Counts, &pb.ChannelCount{ChannelId: ch, Messages: uint32(len(set))})
+			}
+			sh.RUnlock()
+		}
+		if err := bus.Publish(n.nc, bus.LinkHeartbeat, hb); err != nil {
+			n.log.Warn("heartbeat failed", "err", err)
+		}
+		return
+	}
+	if len(dirty) == 0 {
+		return
+	}
+	for ch := range dirty {
+		hb.Counts = append(hb.Counts, &pb.ChannelCount{ChannelId: ch, Messages: n.count(ch)})
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+	defer cancel()
+	if err := bus.Request(ctx, n.nc, bus.LinkHeartbeat, hb, &pb.RouteTable{}); err != nil {
+		n.log.Debug("delta heartbeat not acknowledged", "err", err)
+	}
+}
+
+// onDelivery writes the events routed to this node to the sessions that
+// follow their channels. Each event is encoded once.
+func (n *Node) onDelivery(msg *nats.Msg) {
+	var d pb.Delivery
+	if err := proto.Unmarshal(msg.Data, &d); err != nil {
+		n.log.Warn("bad delivery", "err", err)
+		return
+	}
+	for _, ev := range d.Events {
+		enc, err := encodeEvent(ev)
+		if err != nil {
+			n.log.Warn("encode event", "err", err)
+			continue
+		}
+		sh := &n.subs[ev.ChannelId%shards]
+		sh.RLock()
+		for s := range sh.m[ev.ChannelId] {
+			s.dispatch(enc)
+		}
+		sh.RUnlock()
+	}
+}
+
+// Shutdown tells every session to reconnect elsewhere, closes them, tells
+// the subscription service this node is leaving and stops. Idempotent.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.once.Do(func() {
+		n.unsubscribe()
+		n.sessMu.Lock()
+		n.closing = true
+		list := make([]*session, 0, len(n.sessions))
+		for s := range n.sessions {
+			list = append(list, s)
+		}
+		n.sessMu.Unlock()
+		for _, s := range list {
+			s.reconnect()
+		}
+		if err := bus.Publish(n.nc, bus.LinkHeartbeat, &pb.LinkHeartbeat{NodeId: n.cfg.NodeID, Leaving: true}); err != nil {
+			n.log.Warn("leaving heartbeat failed", "err", err)
+		}
+		_ = n.nc.Flush()
+	})
+	// Give sessions until ctx ends to take their reconnect frame, then cut.
+	for n.sessionCount() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	n.cancel()
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (n *Node) sessionCount() int {
+	n.sessMu.Lock()
+	defer n.sessMu.Unlock()
+	return len(n.sessions)
+}

@@ -1,0 +1,345 @@
+package link
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/bus"
+	"github.com/guildhall/guildhall/member"
+	"github.com/guildhall/guildhall/message/natsrpc"
+	pb "github.com/guildhall/guildhall/proto/guildhallpb"
+)
+
+// Per-frame limits of client requests.
+const (
+	maxChannelsPerFrame = 100
+	maxRef              = 64
+	requestTimeout      = 10 * time.Second
+)
+
+type outFrame struct {
+	data       []byte
+	closeAfter websocket.StatusCode // if set, close the connection after writing
+	reason     string
+}
+
+// session is one gateway connection.
+type session struct {
+	n     *Node
+	conn  *websocket.Conn
+	codec codec
+	id    string
+	out   chan outFrame
+
+	user member.User // set once by identify, read only by the reader after
+
+	mu     sync.Mutex // guards seq, subs, closed and sends to out
+	seq    uint64
+	subs   map[uint64]struct{}
+	closed bool
+
+	closeOnce sync.Once
+}
+
+func newSession(n *Node, conn *websocket.Conn, c codec) *session {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	conn.SetReadLimit(n.cfg.MaxFrame)
+	return &session{
+		n: n, conn: conn, codec: c, id: hex.EncodeToString(b),
+		out:  make(chan outFrame, n.cfg.QueueLen),
+		subs: make(map[uint64]struct{}),
+	}
+}
+
+// run serves the connection until it ends. The reader owns the
+// connection and runs the writer beside it.
+func (s *session) run(ctx context.Context) {
+	defer s.conn.CloseNow()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.writeLoop(gctx) })
+	g.Go(func() error { return s.readLoop(gctx) })
+	_ = g.Wait()
+}
+
+// close closes the connection with a code, once. It does not block.
+func (s *session) close(code websocket.StatusCode, reason string) {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.closeOnce.Do(func() {
+		go s.conn.Close(code, reason)
+	})
+}
+
+// enqueue queues a frame; a full queue means the client is not reading
+// and is closed.
+func (s *session) enqueueLocked(f outFrame) {
+	if s.closed {
+		return
+	}
+	select {
+	case s.out <- f:
+	default:
+		s.closed = true
+		s.closeOnce.Do(func() { go s.conn.Close(CloseSlowConsumer, "slow consumer: events were not read in time") })
+	}
+}
+
+func (s *session) send(f *pb.Frame) {
+	data, err := s.codec.marshal(f)
+	if err != nil {
+		s.n.log.Error("encode frame", "err", err)
+		s.close(CloseUnknownError, "internal error")
+		return
+	}
+	s.mu.Lock()
+	s.enqueueLocked(outFrame{data: data})
+	s.mu.Unlock()
+}
+
+// dispatch queues an event with the session's next sequence number.
+func (s *session) dispatch(ev encodedEvent) {
+	s.mu.Lock()
+	if !s.closed {
+		s.seq++
+		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, ev)})
+	}
+	s.mu.Unlock()
+}
+
+// reconnect tells the client to connect again and closes with 1012.
+func (s *session) reconnect() {
+	data, _ := s.codec.marshal(&pb.Frame{Body: &pb.Frame_Reconnect{Reconnect: &pb.Reconnect{}}})
+	s.mu.Lock()
+	if !s.closed {
+		select {
+		case s.out <- outFrame{data: data, closeAfter: CloseServiceRestart, reason: "server restarting, reconnect"}:
+		default:
+			s.closed = true
+			s.closeOnce.Do(func() { go s.conn.Close(CloseServiceRestart, "server restarting, reconnect") })
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *session) channels() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]uint64, 0, len(s.subs))
+	for ch := range s.subs {
+		list = append(list, ch)
+	}
+	return list
+}
+
+func (s *session) writeLoop(ctx context.Context) error {
+	typ := s.codec.messageType()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case f := <-s.out:
+			wctx, cancel := context.WithTimeout(ctx, s.n.cfg.WriteTimeout)
+			err := s.conn.Write(wctx, typ, f.data)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if f.closeAfter != 0 {
+				s.close(f.closeAfter, f.reason)
+				return nil
+			}
+		}
+	}
+}
+
+var errClosing = errors.New("link: closing")
+
+func (s *session) readLoop(ctx context.Context) error {
+	s.send(&pb.Frame{Body: &pb.Frame_Hello{Hello: &pb.Hello{HeartbeatIntervalMs: uint32(s.n.cfg.HeartbeatInterval.Milliseconds())}}})
+	timer := time.AfterFunc(s.n.cfg.IdentifyTimeout, func() { s.close(CloseSessionTimeout, "no identify in time") })
+	defer timer.Stop()
+	limiter := rate.NewLimiter(rate.Limit(s.n.cfg.FramesPerSecond), int(2*s.n.cfg.FramesPerSecond))
+	for {
+		typ, data, err := s.conn.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if s.user.ID != 0 {
+			timer.Reset(s.n.cfg.HeartbeatInterval * 3 / 2)
+		}
+		if !limiter.Allow() {
+			s.close(CloseRateLimited, "too many frames")
+			return errClosing
+		}
+		var f pb.Frame
+		if err := s.codec.unmarshal(typ, data, &f); err != nil {
+			s.close(CloseDecodeError, "frame does not decode: "+truncate(err.Error(), 80))
+			return errClosing
+		}
+		if len(f.Ref) > maxRef {
+			s.close(CloseDecodeError, "ref is longer than 64 bytes")
+			return errClosing
+		}
+		if err := s.handle(ctx, &f); err != nil {
+			return err
+		}
+		if s.user.ID != 0 {
+			timer.Reset(s.n.cfg.HeartbeatInterval * 3 / 2)
+		}
+	}
+}
+
+func (s *session) handle(ctx context.Context, f *pb.Frame) error {
+	if id, ok := f.Body.(*pb.Frame_Identify); ok {
+		if s.user.ID != 0 {
+			s.close(CloseAlreadyIdentified, "already identified")
+			return errClosing
+		}
+		return s.identify(ctx, id.Identify)
+	}
+	if s.user.ID == 0 {
+		s.close(CloseNotAuthenticated, "identify first")
+		return errClosing
+	}
+	switch b := f.Body.(type) {
+	case *pb.Frame_Heartbeat:
+		s.send(&pb.Frame{Body: &pb.Frame_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
+	case *pb.Frame_Subscribe:
+		s.reply(f.Ref, s.subscribe(ctx, b.Subscribe.ChannelIds))
+	case *pb.Frame_Unsubscribe:
+		s.reply(f.Ref, s.unsubscribe(b.Unsubscribe.ChannelIds))
+	case *pb.Frame_SendMessage:
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		m, err := s.n.sender.Send(rctx, s.user.ID, b.SendMessage.ChannelId, b.SendMessage.Content, b.SendMessage.Nonce)
+		cancel()
+		if err != nil {
+			s.reply(f.Ref, err)
+		} else {
+			s.send(&pb.Frame{Ref: f.Ref, Body: &pb.Frame_Sent{Sent: &pb.Sent{Message: natsrpc.ToProto(m)}}})
+		}
+	default:
+		s.close(CloseUnknownFrame, "this frame is not accepted from clients")
+		return errClosing
+	}
+	return nil
+}
+
+// reply answers a request with ok or error.
+func (s *session) reply(ref string, err error) {
+	if err != nil {
+		s.send(&pb.Frame{Ref: ref, Body: &pb.Frame_Error{Error: bus.ErrorProto(err)}})
+		return
+	}
+	s.send(&pb.Frame{Ref: ref, Body: &pb.Frame_Ok{Ok: &pb.Ok{}}})
+}
+
+func (s *session) identify(ctx context.Context, id *pb.Identify) error {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	u, err := s.n.auth.Authenticate(rctx, id.Token)
+	if err != nil {
+		if guildhall.KindOf(err) == guildhall.Unauthenticated {
+			s.close(CloseAuthFailed, guildhall.Message(err))
+		} else {
+			s.n.log.Error("identify", "err", err)
+			s.close(CloseUnknownError, "try again")
+		}
+		return errClosing
+	}
+	ready := &pb.Ready{SessionId: s.id, User: &pb.User{Id: u.ID, Username: u.Username}}
+	servers, err := s.n.dir.Servers(rctx, u)
+	if err != nil {
+		s.n.log.Error("ready", "err", err)
+		s.close(CloseUnknownError, "try again")
+		return errClosing
+	}
+	for _, srv := range servers {
+		ready.Servers = append(ready.Servers, &pb.Server{Id: srv.ID, Name: srv.Name, OwnerId: srv.OwnerID})
+		chans, err := s.n.dir.Channels(rctx, u, srv.ID)
+		if err != nil {
+			continue // left the server meanwhile
+		}
+		for _, c := range chans {
+			ready.Channels = append(ready.Channels, &pb.Channel{
+				Id: c.ID, ServerId: c.ServerID, Name: c.Name, Type: pb.ChannelType(c.Type), Position: int32(c.Position), ParentId: c.ParentID,
+			})
+		}
+	}
+	s.user = u
+	s.send(&pb.Frame{Body: &pb.Frame_Ready{Ready: ready}})
+	return nil
+}
+
+func (s *session) subscribe(ctx context.Context, ids []uint64) error {
+	const op = "link.Subscribe"
+	if len(ids) == 0 || len(ids) > maxChannelsPerFrame {
+		return guildhall.E(op, guildhall.Invalid, "subscribe to 1 to %d channels per frame", maxChannelsPerFrame)
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	for _, ch := range ids { // all or nothing
+		if _, err := s.n.dir.CanRead(rctx, s.user.ID, ch); err != nil {
+			return guildhall.Wrap(op, err)
+		}
+	}
+	s.mu.Lock()
+	added := make([]uint64, 0, len(ids))
+	for _, ch := range ids {
+		if _, ok := s.subs[ch]; !ok {
+			added = append(added, ch)
+		}
+	}
+	if len(s.subs)+len(added) > s.n.cfg.MaxSubscriptions {
+		s.mu.Unlock()
+		return guildhall.E(op, guildhall.Invalid, "a session may follow at most %d channels", s.n.cfg.MaxSubscriptions)
+	}
+	for _, ch := range added {
+		s.subs[ch] = struct{}{}
+	}
+	s.mu.Unlock()
+	var flushed <-chan struct{}
+	for _, ch := range added {
+		flushed = s.n.subscribe(s, ch)
+	}
+	if flushed != nil { // acknowledge once the routes know about us
+		select {
+		case <-flushed:
+		case <-rctx.Done():
+		}
+	}
+	return nil
+}
+
+func (s *session) unsubscribe(ids []uint64) error {
+	if len(ids) > maxChannelsPerFrame {
+		return guildhall.E("link.Unsubscribe", guildhall.Invalid, "unsubscribe from at most %d channels per frame", maxChannelsPerFrame)
+	}
+	for _, ch := range ids {
+		s.mu.Lock()
+		_, ok := s.subs[ch]
+		delete(s.subs, ch)
+		s.mu.Unlock()
+		if ok {
+			s.n.unsubscribe1(s, ch)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
