@@ -23,7 +23,6 @@
 package membertest
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
@@ -202,9 +201,9 @@ func testCreateServer(t *testing.T, s member.Store) {
 	if len(members) != 1 || normMember(members[0]) != ownerM {
 		t.Errorf("Members = %v, want only the owner %v", members, ownerM)
 	}
-	wantPrefix(t, s, srv.ID, "own", 0, 10, owner.ID)
-	wantPrefix(t, s, srv.ID, "owner", 0, 10, owner.ID)
-	wantPrefix(t, s, srv.ID, "owners", 0, 10)
+	wantMemberIDs(t, s, srv.ID, member.MemberQuery{Prefix: "own", Limit: 10}, owner.ID)
+	wantMemberIDs(t, s, srv.ID, member.MemberQuery{Prefix: "owner", Limit: 10}, owner.ID)
+	wantMemberIDs(t, s, srv.ID, member.MemberQuery{Prefix: "owners", Limit: 10})
 
 	// A server with no channels is fine.
 	srv2 := member.Server{ID: 2000, Name: "Empty", OwnerID: owner.ID, CreatedAt: at(2 * time.Minute)}

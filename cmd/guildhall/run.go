@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/guildhall/guildhall/api"
+	"github.com/guildhall/guildhall/bus"
+	"github.com/guildhall/guildhall/link"
+	"github.com/guildhall/guildhall/member"
+	memberpebble "github.com/guildhall/guildhall/member/pebble"
+	"github.com/guildhall/guildhall/message"
+	"github.com/guildhall/guildhall/message/natsrpc"
+	messagepebble "github.com/guildhall/guildhall/message/pebble"
+	"github.com/guildhall/guildhall/snowflake"
+	"github.com/guildhall/guildhall/subscribe"
+)
+
+// Main is one guildhall process. Tests run it in-process: NewMain,
+// ParseFlags, Run, then Close.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+
+	ns   *server.Server
+	nc   *nats.Conn
+	db   *pebbledb.DB
+	ln   net.Listener
+	http *http.Server
+
+	link    *link.Node
+	sub     *subscribe.Service
+	view    *subscribe.View
+	msgSrv  *natsrpc.Server
+	serveCh chan error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+}
+
+// Addr is the address HTTP listens on (useful with port 0).
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// LinkID is the bus ID of this process's link node, if it runs one.
+func (m *Main) LinkID() string {
+	if m.link == nil {
+		return ""
+	}
+	return m.link.ID()
+}
+
+func (m *Main) setupLog() {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(m.Config.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if m.Config.LogFormat == "json" {
+		m.Log = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	} else {
+		m.Log = slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+}
+
+// Run starts every configured role and returns once they serve. On error,
+// call Close to release what was started.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	m.setupLog()
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := m.connectBus(); err != nil {
+		return err
+	}
+	node := c.NodeID
+	if node < 0 {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		node = int(binary.BigEndian.Uint16(b[:]) % (snowflake.MaxNode + 1))
+	}
+	ids, err := snowflake.New(node, nil)
+	if err != nil {
+		return err
+	}
+
+	needStore := c.has(RoleAPI) || c.has(RoleLink) || c.has(RoleMessage)
+	var members *member.Service
+	var messages message.Store
+	if needStore {
+		m.db, err = pebbledb.Open(filepath.Join(c.DataDir, "store"), &pebbledb.Options{Logger: pebbleLog{m.Log.With("component", "pebble")}})
+		if err != nil {
+			return fmt.Errorf("open store in %s: %w (is another guildhall using this --data-dir?)", c.DataDir, err)
+		}
+		members = member.NewService(memberpebble.New(m.db), ids, nil, member.Config{})
+		messages = messagepebble.New(m.db)
+	}
+
+	if c.has(RoleSubscribe) {
+		if m.sub, err = subscribe.Start(m.nc, m.Log.With("role", RoleSubscribe), subscribe.Config{}); err != nil {
+			return fmt.Errorf("subscribe role: %w", err)
+		}
+	}
+	if c.has(RoleMessage) {
+		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
+			return fmt.Errorf("message role: %w", err)
+		}
+		svc := message.NewService(messages, members, natsrpc.NewFanout(m.nc, m.view), ids, nil, m.Log.With("role", RoleMessage))
+		if m.msgSrv, err = natsrpc.Serve(m.nc, svc, m.Log.With("role", RoleMessage), natsrpc.ServerConfig{}); err != nil {
+			return fmt.Errorf("message role: %w", err)
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("Guildhall is running. REST: /api/v1 (docs/api.md), gateway: /gateway (docs/gateway.md).\n"))
+	})
+	client := natsrpc.NewClient(m.nc)
+	if c.has(RoleAPI) {
+		mux.Handle("/api/v1/", api.New(members, client, message.NewReader(messages, members), m.Log.With("role", RoleAPI)).Handler())
+	}
+	if c.has(RoleLink) {
+		m.link, err = link.Start(m.nc, members, members, client, m.Log.With("role", RoleLink), link.Config{
+			NodeID:            c.LinkID,
+			HeartbeatInterval: c.HeartbeatInterval,
+		})
+		if err != nil {
+			return fmt.Errorf("link role: %w", err)
+		}
+		mux.Handle("GET /gateway", m.link.Handler())
+	}
+
+	m.ln, err = net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	m.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelDebug),
+	}
+	m.serveCh = make(chan error, 1)
+	go func() { m.serveCh <- m.http.Serve(m.ln) }()
+	return nil
+}
+
+func (m *Main) connectBus() error {
+	c := m.Config
+	if c.NATSURL != "" {
+		nc, err := nats.Connect(c.NATSURL, nats.Name("guildhall"), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("connect to NATS at %s: %w", c.NATSURL, err)
+		}
+		m.nc = nc
+		return nil
+	}
+	cfg := bus.EmbeddedConfig{StoreDir: filepath.Join(c.DataDir, "nats")}
+	if c.NATSListen != "" {
+		host, port, _ := net.SplitHostPort(c.NATSListen)
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return fmt.Errorf("--nats-listen port %q: %w", port, err)
+		}
+		cfg.Host, cfg.Port = host, p
+	}
+	ns, err := bus.StartEmbedded(cfg)
+	if err != nil {
+		return err
+	}
+	m.ns = ns
+	nc, err := nats.Connect(ns.ClientURL(), nats.InProcessServer(ns), nats.Name("guildhall"))
+	if err != nil {
+		return fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	m.nc = nc
+	return nil
+}
+
+// Close shuts down gracefully: link sessions are told to reconnect, HTTP
+// stops accepting and finishes requests, the message service finishes what
+// it queued, the bus is drained and the store flushed. It is idempotent.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.link != nil {
+		errs = append(errs, m.link.Shutdown(ctx))
+		m.link = nil
+	}
+	if m.http != nil {
+		errs = append(errs, m.http.Shutdown(ctx))
+		if err := <-m.serveCh; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.http = nil
+	}
+	if m.msgSrv != nil {
+		errs = append(errs, m.msgSrv.Shutdown(ctx))
+		m.msgSrv = nil
+	}
+	if m.view != nil {
+		errs = append(errs, m.view.Shutdown(ctx))
+		m.view = nil
+	}
+	if m.sub != nil {
+		errs = append(errs, m.sub.Shutdown(ctx))
+		m.sub = nil
+	}
+	if m.nc != nil {
+		_ = m.nc.Flush()
+		m.nc.Close()
+		m.nc = nil
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+		m.db = nil
+	}
+	if m.ns != nil {
+		m.ns.Shutdown()
+		m.ns.WaitForShutdown()
+		m.ns = nil
+	}
+	return errors.Join(errs...)
+}
+
+// pebbleLog sends pebble's log to ours, its chatter at debug level.
+type pebbleLog struct{ log *slog.Logger }
+
+func (p pebbleLog) Infof(f string, a ...any)  { p.log.Debug(fmt.Sprintf(f, a...)) }
+func (p pebbleLog) Errorf(f string, a ...any) { p.log.Error(fmt.Sprintf(f, a...)) }
+func (p pebbleLog) Fatalf(f string, a ...any) {
+	p.log.Error(fmt.Sprintf(f, a...))
+	os.Exit(1)
+}
