@@ -19,16 +19,37 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// mustOpen opens a Pebble database in dir and closes it when tb ends,
-// unless the test closed it already.
+// mustOpen opens a Pebble database in dir and closes it when tb ends.
 func mustOpen(tb testing.TB, dir string) *pebbledb.DB {
 	tb.Helper()
-	db, err := pebbledb.Open(dir, &pebbledb.Options{})
+	db := open(tb, dir)
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("close pebble: %v", err)
+		}
+	})
+	return db
+}
+
+// open opens a Pebble database in dir; the caller closes it.
+func open(tb testing.TB, dir string) *pebbledb.DB {
+	tb.Helper()
+	db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: quietLogger{}})
 	if err != nil {
 		tb.Fatalf("open pebble: %v", err)
 	}
-	tb.Cleanup(func() { _ = db.Close() }) // ErrClosed if the test closed it
 	return db
+}
+
+// quietLogger drops Pebble's informational messages (WAL recovery, ...).
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	pebbledb.DefaultLogger.Errorf(format, args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	pebbledb.DefaultLogger.Fatalf(format, args...)
 }
 
 func TestStore(t *testing.T) {
@@ -41,7 +62,7 @@ var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
-	db := mustOpen(t, dir)
+	db := open(t, dir)
 	s := pebble.New(db)
 	alice := membertest.MustUser(t, s, 101, "Alice")
 	bob := membertest.MustUser(t, s, 102, "bob")
@@ -196,7 +217,7 @@ func TestLimitClamped(t *testing.T) {
 // memory so that loading it does not wait for 40,000 fsyncs; reads do not
 // sync anyway.
 func BenchmarkMembersPrefix(b *testing.B) {
-	db, err := pebbledb.Open("", &pebbledb.Options{FS: vfs.NewMem()})
+	db, err := pebbledb.Open("", &pebbledb.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
 	if err != nil {
 		b.Fatal(err)
 	}
