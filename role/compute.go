@@ -37,6 +37,12 @@ type Role struct {
 	ID          uint64      `json:"id,string"`
 	Position    int         `json:"position"`
 	Permissions Permissions `json:"permissions"`
+
+	// Presentation; the computation ignores these.
+	Name        string `json:"name"`
+	Color       int    `json:"color"` // 0xRRGGBB, 0 for none
+	Hoist       bool   `json:"hoist"` // shown apart in the member list
+	Mentionable bool   `json:"mentionable"`
 }
 
 // Input is everything the computation needs about one member of one server
