@@ -275,7 +275,7 @@ func (s *Store) Channels(_ context.Context, serverID uint64) ([]member.Channel, 
 		}
 	}
 	slices.SortFunc(channels, func(a, b member.Channel) int {
-		return cmp.Compare(a.Position, b.Position)
+		return cmp.Or(cmp.Compare(a.Position, b.Position), cmp.Compare(a.ID, b.ID))
 	})
 	return channels, nil
 }

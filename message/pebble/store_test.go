@@ -173,11 +173,12 @@ func BenchmarkInsert(b *testing.B) {
 	}
 }
 
-// BenchmarkInsertParallel appends to a channel per goroutine, so Pebble can
-// group the fsyncs of different channels.
+// BenchmarkInsertParallel appends to a channel per goroutine, 8 goroutines
+// per CPU, so Pebble can group the fsyncs of different channels.
 func BenchmarkInsertParallel(b *testing.B) {
 	s := pebble.New(mustOpen(b, b.TempDir()))
 	var channel atomic.Uint64
+	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		ch := channel.Add(1) << 22
 		var seq uint64
