@@ -1,0 +1,300 @@
+package role
+
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+
+	guildhall "github.com/guildhall/guildhall"
+)
+
+// Limits on role input, documented in docs/api.md.
+const (
+	MaxRoleName = 100
+	MaxRoles    = 250
+)
+
+// IDs makes new snowflake IDs.
+type IDs interface{ Next() uint64 }
+
+// Service manages roles, role assignments and channel overwrites, with
+// Discord's hierarchy rules: an actor manages only roles below their
+// highest role, grants only permissions they hold, and the owner is above
+// everyone.
+type Service struct {
+	store Store
+	res   *Resolver
+	ids   IDs
+}
+
+// NewService returns a Service.
+func NewService(store Store, res *Resolver, ids IDs) *Service {
+	return &Service{store: store, res: res, ids: ids}
+}
+
+// RoleUpdate holds the fields to set; nil fields are left alone.
+type RoleUpdate struct {
+	Name        *string
+	Permissions *Permissions
+	Color       *int
+	Hoist       *bool
+	Mentionable *bool
+	Position    *int
+}
+
+// Roles lists a server's roles, @everyone first. Any member may list them.
+func (s *Service) Roles(ctx context.Context, actorID, serverID uint64) ([]Role, error) {
+	const op = "role.Roles"
+	if _, err := s.res.ServerInput(ctx, actorID, serverID); err != nil {
+		return nil, guildhall.Wrap(op, err)
+	}
+	return s.all(ctx, op, serverID)
+}
+
+func (s *Service) all(ctx context.Context, op string, serverID uint64) ([]Role, error) {
+	list, err := s.store.Roles(ctx, serverID)
+	if err != nil {
+		return nil, guildhall.Wrap(op, err)
+	}
+	for _, r := range list {
+		if r.ID == serverID {
+			return list, nil
+		}
+	}
+	return append([]Role{Everyone(serverID)}, list...), nil
+}
+
+// manager returns the actor's input after checking they may manage roles.
+func (s *Service) manager(ctx context.Context, op string, actorID, serverID uint64) (Input, error) {
+	in, err := s.res.ServerInput(ctx, actorID, serverID)
+	if err != nil {
+		return Input{}, guildhall.Wrap(op, err)
+	}
+	if !Base(in).Has(ManageRoles) {
+		return Input{}, guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES")
+	}
+	return in, nil
+}
+
+func checkFields(op string, actor Input, u RoleUpdate) error {
+	if u.Name != nil {
+		n := strings.TrimSpace(*u.Name)
+		if c := utf8.RuneCountInString(n); c < 1 || c > MaxRoleName || !utf8.ValidString(n) {
+			return guildhall.E(op, guildhall.Invalid, "role name must be 1 to %d characters", MaxRoleName)
+		}
+		*u.Name = n
+	}
+	if u.Color != nil && (*u.Color < 0 || *u.Color > 0xFFFFFF) {
+		return guildhall.E(op, guildhall.Invalid, "color must be 0 to 16777215 (0xRRGGBB)")
+	}
+	if u.Permissions != nil && !CanGrant(actor, *u.Permissions) {
+		return guildhall.E(op, guildhall.Forbidden, "you cannot grant permissions you do not have")
+	}
+	if u.Position != nil && !actor.isOwner() && *u.Position >= HighestPosition(actor.Roles) {
+		return guildhall.E(op, guildhall.Forbidden, "a role can only be placed below your highest role")
+	}
+	if u.Position != nil && *u.Position < 1 {
+		return guildhall.E(op, guildhall.Invalid, "position must be at least 1 (0 is @everyone's)")
+	}
+	return nil
+}
+
+func (u RoleUpdate) applyTo(r *Role) {
+	if u.Name != nil {
+		r.Name = *u.Name
+	}
+	if u.Permissions != nil {
+		r.Permissions = *u.Permissions
+	}
+	if u.Color != nil {
+		r.Color = *u.Color
+	}
+	if u.Hoist != nil {
+		r.Hoist = *u.Hoist
+	}
+	if u.Mentionable != nil {
+		r.Mentionable = *u.Mentionable
+	}
+	if u.Position != nil {
+		r.Position = *u.Position
+	}
+}
+
+// CreateRole adds a role just below the actor's highest role (or at the
+// top, for the owner) unless a position is given.
+func (s *Service) CreateRole(ctx context.Context, actorID, serverID uint64, u RoleUpdate) (Role, error) {
+	const op = "role.CreateRole"
+	actor, err := s.manager(ctx, op, actorID, serverID)
+	if err != nil {
+		return Role{}, err
+	}
+	if u.Name == nil {
+		name := "new role"
+		u.Name = &name
+	}
+	if err := checkFields(op, actor, u); err != nil {
+		return Role{}, err
+	}
+	list, err := s.all(ctx, op, serverID)
+	if err != nil {
+		return Role{}, err
+	}
+	if len(list) >= MaxRoles {
+		return Role{}, guildhall.E(op, guildhall.Forbidden, "a server has at most %d roles", MaxRoles)
+	}
+	r := Role{ID: s.ids.Next(), Position: 1}
+	if actor.isOwner() {
+		r.Position = HighestPosition(list) + 1
+	}
+	u.applyTo(&r)
+	if err := s.store.PutRole(ctx, serverID, r); err != nil {
+		return Role{}, guildhall.Wrap(op, err)
+	}
+	return r, nil
+}
+
+// find returns a server's role by ID.
+func (s *Service) find(ctx context.Context, op string, serverID, roleID uint64) (Role, error) {
+	list, err := s.all(ctx, op, serverID)
+	if err != nil {
+		return Role{}, err
+	}
+	for _, r := range list {
+		if r.ID == roleID {
+			return r, nil
+		}
+	}
+	return Role{}, guildhall.E(op, guildhall.NotFound, "unknown role")
+}
+
+// UpdateRole edits a role below the actor's highest role.
+func (s *Service) UpdateRole(ctx context.Context, actorID, serverID, roleID uint64, u RoleUpdate) (Role, error) {
+	const op = "role.UpdateRole"
+	actor, err := s.manager(ctx, op, actorID, serverID)
+	if err != nil {
+		return Role{}, err
+	}
+	r, err := s.find(ctx, op, serverID, roleID)
+	if err != nil {
+		return Role{}, err
+	}
+	if !CanManageRole(actor, r) {
+		return Role{}, guildhall.E(op, guildhall.Forbidden, "you can only manage roles below your highest role")
+	}
+	if r.ID == serverID && u.Position != nil {
+		return Role{}, guildhall.E(op, guildhall.Invalid, "@everyone always has position 0")
+	}
+	if r.ID == serverID && u.Name != nil {
+		return Role{}, guildhall.E(op, guildhall.Invalid, "@everyone cannot be renamed")
+	}
+	if err := checkFields(op, actor, u); err != nil {
+		return Role{}, err
+	}
+	u.applyTo(&r)
+	if err := s.store.PutRole(ctx, serverID, r); err != nil {
+		return Role{}, guildhall.Wrap(op, err)
+	}
+	return r, nil
+}
+
+// DeleteRole removes a role below the actor's highest role. @everyone
+// cannot be deleted.
+func (s *Service) DeleteRole(ctx context.Context, actorID, serverID, roleID uint64) error {
+	const op = "role.DeleteRole"
+	actor, err := s.manager(ctx, op, actorID, serverID)
+	if err != nil {
+		return err
+	}
+	if roleID == serverID {
+		return guildhall.E(op, guildhall.Invalid, "@everyone cannot be deleted")
+	}
+	r, err := s.find(ctx, op, serverID, roleID)
+	if err != nil {
+		return err
+	}
+	if !CanManageRole(actor, r) {
+		return guildhall.E(op, guildhall.Forbidden, "you can only manage roles below your highest role")
+	}
+	return guildhall.Wrap(op, s.store.DeleteRole(ctx, serverID, roleID))
+}
+
+// SetMemberRole assigns (add) or removes a role of a member.
+func (s *Service) SetMemberRole(ctx context.Context, actorID, serverID, userID, roleID uint64, add bool) error {
+	const op = "role.SetMemberRole"
+	actor, err := s.manager(ctx, op, actorID, serverID)
+	if err != nil {
+		return err
+	}
+	if roleID == serverID {
+		return guildhall.E(op, guildhall.Invalid, "every member holds @everyone")
+	}
+	r, err := s.find(ctx, op, serverID, roleID)
+	if err != nil {
+		return err
+	}
+	if !CanManageRole(actor, r) {
+		return guildhall.E(op, guildhall.Forbidden, "you can only assign roles below your highest role")
+	}
+	if _, err := s.res.ServerInput(ctx, userID, serverID); err != nil {
+		return guildhall.E(op, guildhall.NotFound, "unknown member")
+	}
+	if add {
+		return guildhall.Wrap(op, s.store.AddMemberRole(ctx, serverID, userID, roleID))
+	}
+	return guildhall.Wrap(op, s.store.RemoveMemberRole(ctx, serverID, userID, roleID))
+}
+
+// PutOverwrite sets a channel overwrite. The actor needs MANAGE_ROLES in
+// the channel and may only allow or deny permissions they hold there.
+func (s *Service) PutOverwrite(ctx context.Context, actorID, channelID uint64, ow Overwrite) error {
+	const op = "role.PutOverwrite"
+	in, err := s.res.ChannelInput(ctx, actorID, channelID)
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	p := Compute(in)
+	if !p.Has(ViewChannel) {
+		return guildhall.E(op, guildhall.NotFound, "unknown channel")
+	}
+	if !p.Has(ManageRoles) && !in.isOwner() && !Base(in).Has(Administrator) {
+		return guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES")
+	}
+	if ow.Type != OverwriteRole && ow.Type != OverwriteMember {
+		return guildhall.E(op, guildhall.Invalid, "type must be 0 (role) or 1 (member)")
+	}
+	if (ow.Allow|ow.Deny)&^All != 0 || (ow.Allow|ow.Deny).Has(Administrator) {
+		return guildhall.E(op, guildhall.Invalid, "allow and deny may hold only channel permissions")
+	}
+	if !in.isOwner() && !Base(in).Has(Administrator) && !p.Has(ow.Allow|ow.Deny) {
+		return guildhall.E(op, guildhall.Forbidden, "you cannot allow or deny permissions you do not have")
+	}
+	if ow.Type == OverwriteRole {
+		r, err := s.find(ctx, op, in.ServerID, ow.ID)
+		if err != nil {
+			return err
+		}
+		if r.ID != in.ServerID && !CanManageRole(in, r) {
+			return guildhall.E(op, guildhall.Forbidden, "you can only manage roles below your highest role")
+		}
+	} else if _, err := s.res.ServerInput(ctx, ow.ID, in.ServerID); err != nil {
+		return guildhall.E(op, guildhall.NotFound, "unknown member")
+	}
+	return guildhall.Wrap(op, s.store.PutOverwrite(ctx, in.ServerID, channelID, ow))
+}
+
+// DeleteOverwrite removes a channel overwrite (same rights as PutOverwrite).
+func (s *Service) DeleteOverwrite(ctx context.Context, actorID, channelID, targetID uint64) error {
+	const op = "role.DeleteOverwrite"
+	in, err := s.res.ChannelInput(ctx, actorID, channelID)
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	p := Compute(in)
+	if !p.Has(ViewChannel) {
+		return guildhall.E(op, guildhall.NotFound, "unknown channel")
+	}
+	if !p.Has(ManageRoles) && !in.isOwner() && !Base(in).Has(Administrator) {
+		return guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES")
+	}
+	return guildhall.Wrap(op, s.store.DeleteOverwrite(ctx, in.ServerID, channelID, targetID))
+}
