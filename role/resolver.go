@@ -2,6 +2,7 @@ package role
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -73,25 +74,30 @@ func Everyone(serverID uint64) Role {
 // (without overwrites). A non-member gets NotFound, as if the server did
 // not exist.
 func (r *Resolver) ServerInput(ctx context.Context, userID, serverID uint64) (Input, error) {
+	in, _, err := r.serverInput(ctx, userID, serverID)
+	return in, err
+}
+
+func (r *Resolver) serverInput(ctx context.Context, userID, serverID uint64) (Input, uint64, error) {
 	const op = "role.ServerInput"
 	ok, err := r.dir.IsMember(ctx, serverID, userID)
 	if err != nil {
-		return Input{}, guildhall.Wrap(op, err)
+		return Input{}, 0, guildhall.Wrap(op, err)
 	}
 	if !ok {
-		return Input{}, guildhall.E(op, guildhall.NotFound, "unknown server")
+		return Input{}, 0, guildhall.E(op, guildhall.NotFound, "unknown server")
 	}
 	version, err := r.store.Version(ctx, serverID)
 	if err != nil {
-		return Input{}, guildhall.Wrap(op, err)
+		return Input{}, 0, guildhall.Wrap(op, err)
 	}
 	roles, err := r.serverRoles(ctx, serverID, version)
 	if err != nil {
-		return Input{}, guildhall.Wrap(op, err)
+		return Input{}, 0, guildhall.Wrap(op, err)
 	}
 	ids, err := r.memberRoles(ctx, serverID, userID, version)
 	if err != nil {
-		return Input{}, guildhall.Wrap(op, err)
+		return Input{}, 0, guildhall.Wrap(op, err)
 	}
 	in := Input{ServerID: serverID, OwnerID: roles.owner, UserID: userID, Everyone: roles.byID[serverID].Permissions}
 	for _, id := range ids {
@@ -99,27 +105,28 @@ func (r *Resolver) ServerInput(ctx context.Context, userID, serverID uint64) (In
 			in.Roles = append(in.Roles, role)
 		}
 	}
-	return in, nil
+	return in, version, nil
 }
 
 // ChannelInput returns the input of userID in channelID and its server.
 // A channel of a server the user is not in is NotFound.
 func (r *Resolver) ChannelInput(ctx context.Context, userID, channelID uint64) (Input, error) {
+	in, _, err := r.channelInput(ctx, userID, channelID)
+	return in, err
+}
+
+func (r *Resolver) channelInput(ctx context.Context, userID, channelID uint64) (Input, uint64, error) {
 	const op = "role.ChannelInput"
 	serverID, err := r.channelServer(ctx, channelID)
 	if err != nil {
-		return Input{}, guildhall.Wrap(op, err)
+		return Input{}, 0, guildhall.Wrap(op, err)
 	}
-	in, err := r.ServerInput(ctx, userID, serverID)
+	in, version, err := r.serverInput(ctx, userID, serverID)
 	if guildhall.KindOf(err) == guildhall.NotFound {
-		return Input{}, guildhall.E(op, guildhall.NotFound, "unknown channel")
+		return Input{}, 0, guildhall.E(op, guildhall.NotFound, "unknown channel")
 	}
 	if err != nil {
-		return Input{}, guildhall.Wrap(op, err)
-	}
-	version, err := r.store.Version(ctx, serverID)
-	if err != nil {
-		return Input{}, guildhall.Wrap(op, err)
+		return Input{}, 0, guildhall.Wrap(op, err)
 	}
 	r.mu.Lock()
 	c, ok := r.over[channelID]
@@ -127,7 +134,7 @@ func (r *Resolver) ChannelInput(ctx context.Context, userID, channelID uint64) (
 	if !ok || c.version != version {
 		list, err := r.store.Overwrites(ctx, channelID)
 		if err != nil {
-			return Input{}, guildhall.Wrap(op, err)
+			return Input{}, 0, guildhall.Wrap(op, err)
 		}
 		c = cachedOverwrites{version: version, list: list}
 		r.mu.Lock()
@@ -138,7 +145,7 @@ func (r *Resolver) ChannelInput(ctx context.Context, userID, channelID uint64) (
 		r.mu.Unlock()
 	}
 	in.Overwrites = c.list
-	return in, nil
+	return in, version, nil
 }
 
 // Server returns userID's server-level permissions.
@@ -163,18 +170,32 @@ func (r *Resolver) Channel(ctx context.Context, userID, channelID uint64) (Permi
 // channel's server. A channel the user cannot view is NotFound (its
 // existence is not revealed); a missing permission is Forbidden.
 func (r *Resolver) Require(ctx context.Context, userID, channelID uint64, need Permissions) (uint64, error) {
+	serverID, _, err := r.RequireAt(ctx, userID, channelID, need)
+	return serverID, err
+}
+
+// RequireAt is Require that also returns the server's permission version
+// the decision was made at: the decision stays true until the version
+// changes.
+func (r *Resolver) RequireAt(ctx context.Context, userID, channelID uint64, need Permissions) (serverID, version uint64, err error) {
 	const op = "role.Require"
-	p, serverID, err := r.Channel(ctx, userID, channelID)
+	in, version, err := r.channelInput(ctx, userID, channelID)
 	if err != nil {
-		return 0, guildhall.Wrap(op, err)
+		return 0, 0, guildhall.Wrap(op, err)
 	}
+	p := Compute(in)
 	if !p.Has(ViewChannel) {
-		return 0, guildhall.E(op, guildhall.NotFound, "unknown channel")
+		return 0, 0, guildhall.E(op, guildhall.NotFound, "unknown channel")
 	}
 	if !p.Has(need) {
-		return 0, guildhall.E(op, guildhall.Forbidden, "missing permission %v", (need &^ p).Names())
+		return 0, 0, guildhall.E(op, guildhall.Forbidden, "missing permission %s", strings.Join((need&^p).Names(), ", "))
 	}
-	return serverID, nil
+	return in.ServerID, version, nil
+}
+
+// CanView reports whether userID may view channelID, at which version.
+func (r *Resolver) CanView(ctx context.Context, userID, channelID uint64) (serverID, version uint64, err error) {
+	return r.RequireAt(ctx, userID, channelID, ViewChannel)
 }
 
 // CanRead: view the channel and read its history.

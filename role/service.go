@@ -262,7 +262,7 @@ func (s *Service) PutOverwrite(ctx context.Context, actorID, channelID uint64, o
 	if ow.Type != OverwriteRole && ow.Type != OverwriteMember {
 		return guildhall.E(op, guildhall.Invalid, "type must be 0 (role) or 1 (member)")
 	}
-	if (ow.Allow|ow.Deny)&^All != 0 || (ow.Allow|ow.Deny).Has(Administrator) {
+	if (ow.Allow|ow.Deny)&^All != 0 || (ow.Allow | ow.Deny).Has(Administrator) {
 		return guildhall.E(op, guildhall.Invalid, "allow and deny may hold only channel permissions")
 	}
 	if !in.isOwner() && !Base(in).Has(Administrator) && !p.Has(ow.Allow|ow.Deny) {
