@@ -13,10 +13,18 @@ import (
 type Directory interface {
 	// ServerOwner returns the owner of a server; NotFound if none.
 	ServerOwner(ctx context.Context, serverID uint64) (uint64, error)
-	// ChannelServer returns the server a channel belongs to; NotFound if none.
-	ChannelServer(ctx context.Context, channelID uint64) (uint64, error)
+	// ChannelRef returns where a channel sits; NotFound if none.
+	ChannelRef(ctx context.Context, channelID uint64) (ChannelRef, error)
 	// IsMember reports whether userID is a member of serverID.
 	IsMember(ctx context.Context, serverID, userID uint64) (bool, error)
+}
+
+// ChannelRef is what permissions need to know of a channel.
+type ChannelRef struct {
+	ServerID uint64
+	ParentID uint64 // category, 0 for none
+	// Synced channels take their category's overwrites instead of their own.
+	Synced bool
 }
 
 // maxCached bounds each cache; a full cache is emptied and refilled.
@@ -31,11 +39,10 @@ type Resolver struct {
 	store Store
 	dir   Directory
 
-	mu       sync.Mutex
-	roles    map[uint64]cachedRoles      // by server
-	over     map[uint64]cachedOverwrites // by channel
-	mroles   map[[2]uint64]cachedIDs     // by (server, user)
-	channels map[uint64]uint64           // channel → server (never changes)
+	mu     sync.Mutex
+	roles  map[uint64]cachedRoles      // by server
+	over   map[uint64]cachedOverwrites // by channel
+	mroles map[[2]uint64]cachedIDs     // by (server, user)
 }
 
 type cachedRoles struct {
@@ -58,10 +65,9 @@ type cachedIDs struct {
 func NewResolver(store Store, dir Directory) *Resolver {
 	return &Resolver{
 		store: store, dir: dir,
-		roles:    make(map[uint64]cachedRoles),
-		over:     make(map[uint64]cachedOverwrites),
-		mroles:   make(map[[2]uint64]cachedIDs),
-		channels: make(map[uint64]uint64),
+		roles:  make(map[uint64]cachedRoles),
+		over:   make(map[uint64]cachedOverwrites),
+		mroles: make(map[[2]uint64]cachedIDs),
 	}
 }
 
@@ -117,34 +123,24 @@ func (r *Resolver) ChannelInput(ctx context.Context, userID, channelID uint64) (
 
 func (r *Resolver) channelInput(ctx context.Context, userID, channelID uint64) (Input, uint64, error) {
 	const op = "role.ChannelInput"
-	serverID, err := r.channelServer(ctx, channelID)
+	ch, err := r.dir.ChannelRef(ctx, channelID)
 	if err != nil {
 		return Input{}, 0, guildhall.Wrap(op, err)
 	}
-	in, version, err := r.serverInput(ctx, userID, serverID)
+	in, version, err := r.serverInput(ctx, userID, ch.ServerID)
 	if guildhall.KindOf(err) == guildhall.NotFound {
 		return Input{}, 0, guildhall.E(op, guildhall.NotFound, "unknown channel")
 	}
 	if err != nil {
 		return Input{}, 0, guildhall.Wrap(op, err)
 	}
-	r.mu.Lock()
-	c, ok := r.over[channelID]
-	r.mu.Unlock()
-	if !ok || c.version != version {
-		list, err := r.store.Overwrites(ctx, channelID)
-		if err != nil {
-			return Input{}, 0, guildhall.Wrap(op, err)
-		}
-		c = cachedOverwrites{version: version, list: list}
-		r.mu.Lock()
-		if len(r.over) >= maxCached {
-			clear(r.over)
-		}
-		r.over[channelID] = c
-		r.mu.Unlock()
+	source := channelID
+	if ch.Synced && ch.ParentID != 0 {
+		source = ch.ParentID
 	}
-	in.Overwrites = c.list
+	if in.Overwrites, err = r.overwrites(ctx, source, version); err != nil {
+		return Input{}, 0, guildhall.Wrap(op, err)
+	}
 	return in, version, nil
 }
 
@@ -208,32 +204,24 @@ func (r *Resolver) CanSend(ctx context.Context, userID, channelID uint64) (uint6
 	return r.Require(ctx, userID, channelID, ViewChannel|SendMessages)
 }
 
-func (r *Resolver) channelServer(ctx context.Context, channelID uint64) (uint64, error) {
+func (r *Resolver) overwrites(ctx context.Context, channelID, version uint64) ([]Overwrite, error) {
 	r.mu.Lock()
-	id, ok := r.channels[channelID]
+	c, ok := r.over[channelID]
 	r.mu.Unlock()
-	if ok {
-		return id, nil
+	if ok && c.version == version {
+		return c.list, nil
 	}
-	id, err := r.dir.ChannelServer(ctx, channelID)
+	list, err := r.store.Overwrites(ctx, channelID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	r.mu.Lock()
-	if len(r.channels) >= maxCached {
-		clear(r.channels)
+	if len(r.over) >= maxCached {
+		clear(r.over)
 	}
-	r.channels[channelID] = id
+	r.over[channelID] = cachedOverwrites{version: version, list: list}
 	r.mu.Unlock()
-	return id, nil
-}
-
-// Forget drops what is cached about a channel (call when it is deleted).
-func (r *Resolver) Forget(channelID uint64) {
-	r.mu.Lock()
-	delete(r.channels, channelID)
-	delete(r.over, channelID)
-	r.mu.Unlock()
+	return list, nil
 }
 
 func (r *Resolver) serverRoles(ctx context.Context, serverID, version uint64) (cachedRoles, error) {
