@@ -33,6 +33,15 @@ type Store interface {
 	// DeleteOverwrite removes it; NotFound if absent.
 	DeleteOverwrite(ctx context.Context, serverID, channelID, targetID uint64) error
 
+	// ClearMember drops a member's role assignments (they left, were
+	// kicked or banned) and bumps the version.
+	ClearMember(ctx context.Context, serverID, userID uint64) error
+	// DeleteChannel drops a deleted channel's overwrites and bumps the version.
+	DeleteChannel(ctx context.Context, serverID, channelID uint64) error
+	// Bump bumps the version alone: for changes kept elsewhere that still
+	// change who sees what (a channel moved or re-synced, membership).
+	Bump(ctx context.Context, serverID uint64) error
+
 	// Version is a counter bumped by every write above for the server.
 	Version(ctx context.Context, serverID uint64) (uint64, error)
 }

@@ -234,6 +234,47 @@ func (s *Store) DeleteOverwrite(_ context.Context, serverID, channelID, targetID
 	return guildhall.Wrap(op, s.commit(b, serverID))
 }
 
+// ClearMember implements role.Store.
+func (s *Store) ClearMember(_ context.Context, serverID, userID uint64) error {
+	const op = "role/pebble.ClearMember"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := scan(s.db, dir(pMemberRole, serverID, userID), func(k, _ []byte) error {
+		del(b, append([]byte(nil), k...))
+		return nil
+	}); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	return guildhall.Wrap(op, s.commit(b, serverID))
+}
+
+// DeleteChannel implements role.Store.
+func (s *Store) DeleteChannel(_ context.Context, serverID, channelID uint64) error {
+	const op = "role/pebble.DeleteChannel"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := scan(s.db, dir(pOverwrite, channelID), func(k, _ []byte) error {
+		del(b, append([]byte(nil), k...))
+		return nil
+	}); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	return guildhall.Wrap(op, s.commit(b, serverID))
+}
+
+// Bump implements role.Store.
+func (s *Store) Bump(_ context.Context, serverID uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	return guildhall.Wrap("role/pebble.Bump", s.commit(b, serverID))
+}
+
 // Version implements role.Store. A server never written to is at 0.
 func (s *Store) Version(_ context.Context, serverID uint64) (uint64, error) {
 	const op = "role/pebble.Version"

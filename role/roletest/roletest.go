@@ -42,6 +42,7 @@
 package roletest
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -78,6 +79,9 @@ func Run(t *testing.T, newStore func(t *testing.T) role.Store) {
 		{"RoleLimit", testRoleLimit},
 		{"OverwriteLimit", testOverwriteLimit},
 		{"MemberRoleLimit", testMemberRoleLimit},
+		{"ClearMember", testClearMember},
+		{"DeleteChannel", testDeleteChannel},
+		{"Bump", testBump},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -593,4 +597,40 @@ func testMemberRoleLimit(t *testing.T, s role.Store) {
 	MustAddMemberRoles(t, s, 1000, 1, ids[0])
 	v.bumped("AddMemberRole(after a removal)", 1000)
 	wantMemberRoles(t, s, 1000, 1, ids...)
+}
+
+func testClearMember(t *testing.T, s role.Store) {
+	ctx := context.Background()
+	a := MustPutRole(t, s, 1000, role.Role{ID: 1001, Position: 1, Name: "a"})
+	b := MustPutRole(t, s, 1000, role.Role{ID: 1002, Position: 2, Name: "b"})
+	MustAddMemberRoles(t, s, 1000, 1, a.ID, b.ID)
+	MustAddMemberRoles(t, s, 1000, 2, a.ID)
+	v := watch(t, s, 1000, 2000)
+	wantNoError(t, "ClearMember", s.ClearMember(ctx, 1000, 1))
+	v.bumped("ClearMember", 1000)
+	wantMemberRoles(t, s, 1000, 1)
+	wantMemberRoles(t, s, 1000, 2, a.ID)
+	wantNoError(t, "ClearMember of a member without roles", s.ClearMember(ctx, 1000, 3))
+	v.noop("ClearMember of a member without roles", 1000)
+}
+
+func testDeleteChannel(t *testing.T, s role.Store) {
+	ctx := context.Background()
+	MustPutOverwrite(t, s, 1000, 3000, role.Overwrite{ID: 1000, Type: role.OverwriteRole, Deny: role.ViewChannel})
+	MustPutOverwrite(t, s, 1000, 3000, role.Overwrite{ID: 1, Type: role.OverwriteMember, Allow: role.ViewChannel})
+	keep := MustPutOverwrite(t, s, 1000, 3001, role.Overwrite{ID: 1000, Type: role.OverwriteRole, Deny: role.SendMessages})
+	v := watch(t, s, 1000, 2000)
+	wantNoError(t, "DeleteChannel", s.DeleteChannel(ctx, 1000, 3000))
+	v.bumped("DeleteChannel", 1000)
+	wantOverwrites(t, s, 3000)
+	wantOverwrites(t, s, 3001, keep)
+}
+
+func testBump(t *testing.T, s role.Store) {
+	ctx := context.Background()
+	v := watch(t, s, 1000, 2000)
+	wantNoError(t, "Bump", s.Bump(ctx, 2000))
+	v.bumped("Bump", 2000)
+	wantNoError(t, "Bump", s.Bump(ctx, 2000))
+	v.bumped("second Bump", 2000)
 }
