@@ -134,8 +134,8 @@ func (a *API) authenticate(r *http.Request) (member.User, error) {
 func decode(r *http.Request, v any) error {
 	const op = "api.decode"
 	dec := json.NewDecoder(r.Body)
+	var tooBig *http.MaxBytesError
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
 			return guildhall.E(op, guildhall.TooLarge, "request body is larger than %d bytes", MaxBody)
@@ -145,10 +145,16 @@ func decode(r *http.Request, v any) error {
 			return guildhall.E(op, guildhall.Invalid, "invalid JSON: %s", err.Error())
 		}
 	}
-	if dec.More() {
+	// Read to the end: dec.More would take a stray '}' or ']' for the end
+	// of the object, and would not notice a body over MaxBody after it.
+	switch _, err := dec.Token(); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &tooBig):
+		return guildhall.E(op, guildhall.TooLarge, "request body is larger than %d bytes", MaxBody)
+	default:
 		return guildhall.E(op, guildhall.Invalid, "invalid JSON: data after the object")
 	}
-	return nil
 }
 
 func pathID(r *http.Request, name string) (uint64, error) {

@@ -46,15 +46,15 @@ func hashPassword(password string, p PasswordParams) ([]byte, error) {
 // checkPassword reports whether password matches the PHC string phc.
 func checkPassword(phc []byte, password string) bool {
 	parts := strings.Split(string(phc), "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
 		return false
 	}
-	var version int
 	var p PasswordParams
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", p.MemoryKiB, p.Time, p.Threads) {
 		return false
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil {
+	if p.Time < 1 || p.Threads < 1 { // argon2.IDKey panics on these
 		return false
 	}
 	enc := base64.RawStdEncoding

@@ -32,6 +32,8 @@ type Server struct {
 	queues  []chan job
 	wg      sync.WaitGroup
 	stop    chan struct{}
+	mu      sync.RWMutex // held to queue a job; Shutdown takes it to set closing
+	closing bool
 	ctx     context.Context // cancelled when Shutdown gives up waiting
 	cancel  context.CancelFunc
 	stopped sync.Once
@@ -87,11 +89,26 @@ func (s *Server) dispatch(msg *nats.Msg, req proto.Message) {
 		s.reply(msg, nil, guildhall.E("message.rpc", guildhall.Invalid, "malformed request"))
 		return
 	}
-	ch := req.(channelRequest).GetChannelId()
+	if err := s.enqueue(job{msg, req}); err != nil {
+		s.reply(msg, nil, err)
+	}
+}
+
+// enqueue puts j on its channel's worker queue. Once Shutdown has begun it
+// refuses: a job queued after the workers emptied their queues and left
+// would never be answered.
+func (s *Server) enqueue(j job) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closing {
+		return guildhall.E("message.rpc", guildhall.Unavailable, "message service shutting down, retry")
+	}
+	ch := j.req.(channelRequest).GetChannelId()
 	select {
-	case s.queues[ch%uint64(len(s.queues))] <- job{msg, req}:
+	case s.queues[ch%uint64(len(s.queues))] <- j:
+		return nil
 	default:
-		s.reply(msg, nil, guildhall.E("message.rpc", guildhall.Unavailable, "message service overloaded, retry"))
+		return guildhall.E("message.rpc", guildhall.Unavailable, "message service overloaded, retry")
 	}
 }
 
@@ -155,8 +172,14 @@ func (s *Server) reply(msg *nats.Msg, m *message.Message, err error) {
 // if ctx ends first, requests in progress are cancelled. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		// Drain, not Unsubscribe: requests the connection already holds
+		// still reach dispatch and are told to retry, instead of being
+		// dropped unanswered.
 		for _, sub := range s.subs {
-			_ = sub.Unsubscribe()
+			_ = sub.Drain()
 		}
 		close(s.stop)
 	})
