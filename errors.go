@@ -13,15 +13,16 @@ import (
 type Kind uint8
 
 const (
-	Internal        Kind = iota // something broke on our side; the message is not shown to clients
-	Invalid                     // the request is malformed or breaks a limit
-	Unauthenticated             // no, an expired or a revoked token
-	Forbidden                   // authenticated, but not allowed
-	NotFound                    // no such thing, or the caller may not know it exists
-	Conflict                    // the request conflicts with current state (name taken, ...)
-	TooLarge                    // a body, frame or field over its limit
-	RateLimited                 // too many requests
-	Unavailable                 // a dependency is down or the server is shutting down; retry
+	Internal         Kind = iota // something broke on our side; the message is not shown to clients
+	Invalid                      // the request is malformed or breaks a limit
+	Unauthenticated              // no, an expired or a revoked token
+	Forbidden                    // authenticated, but not allowed
+	NotFound                     // no such thing, or the caller may not know it exists
+	Conflict                     // the request conflicts with current state (name taken, ...)
+	TooLarge                     // a body, frame or field over its limit
+	RateLimited                  // too many requests
+	Unavailable                  // a dependency is down or the server is shutting down; retry
+	MethodNotAllowed             // the path exists, the HTTP method does not
 )
 
 // Code is the stable, client-visible code of a kind, documented in
@@ -44,6 +45,8 @@ func (k Kind) Code() string {
 		return "rate_limited"
 	case Unavailable:
 		return "unavailable"
+	case MethodNotAllowed:
+		return "method_not_allowed"
 	default:
 		return "internal"
 	}
@@ -52,7 +55,7 @@ func (k Kind) Code() string {
 // KindFromCode is the inverse of Kind.Code, used where an error crossed the
 // bus as {code, message}.
 func KindFromCode(code string) Kind {
-	for k := Internal; k <= Unavailable; k++ {
+	for k := Internal; k <= MethodNotAllowed; k++ {
 		if k.Code() == code {
 			return k
 		}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -108,7 +110,19 @@ func (a *API) Handler() http.Handler {
 	authed("GET "+p+"/channels/{id}/messages", a.listMessages)
 	authed("PATCH "+p+"/channels/{id}/messages/{message_id}", a.editMessage)
 	authed("DELETE "+p+"/channels/{id}/messages/{message_id}", a.deleteMessage)
-	handle(p+"/", func(http.ResponseWriter, *http.Request) error {
+	handle(p+"/", func(w http.ResponseWriter, r *http.Request) error {
+		var allowed []string
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != p+"/" && pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			return guildhall.E("api", guildhall.MethodNotAllowed, "%s is not allowed here; use %s", r.Method, strings.Join(allowed, ", "))
+		}
 		return guildhall.E("api", guildhall.NotFound, "no such endpoint")
 	})
 	return mux
@@ -142,7 +156,7 @@ func decode(r *http.Request, v any) error {
 		case errors.Is(err, io.EOF):
 			return guildhall.E(op, guildhall.Invalid, "request body must be a JSON object")
 		default:
-			return guildhall.E(op, guildhall.Invalid, "invalid JSON: %s", err.Error())
+			return guildhall.E(op, guildhall.Invalid, "%s", jsonProblem(err))
 		}
 	}
 	// Read to the end: dec.More would take a stray '}' or ']' for the end
@@ -154,6 +168,42 @@ func decode(r *http.Request, v any) error {
 		return guildhall.E(op, guildhall.TooLarge, "request body is larger than %d bytes", MaxBody)
 	default:
 		return guildhall.E(op, guildhall.Invalid, "invalid JSON: data after the object")
+	}
+}
+
+// jsonProblem says what is wrong with a body in the API's terms, without
+// the Go type names encoding/json puts in its errors.
+func jsonProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return fmt.Sprintf("field %s must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind()), typeErr.Value)
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("request body must be a JSON object, not %s", typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("invalid JSON at byte %d", syntaxErr.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "invalid JSON: the body ends too early"
+	default:
+		return "invalid JSON"
+	}
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return "a value of another type"
+	default:
+		return "a number"
 	}
 }
 

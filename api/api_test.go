@@ -891,11 +891,21 @@ func TestUnknownEndpoint(t *testing.T) {
 	for _, route := range []struct{ method, path string }{
 		{"GET", "/"},
 		{"GET", "/nope"},
-		{"GET", "/servers"},
 		{"POST", "/auth/whoami"},
 		{"GET", "/channels/1/messages/2/reactions"},
 	} {
 		wantError(t, route.method+" "+route.path, e.do(t, route.method, route.path, alice.Token, nil), 404, "not_found")
+	}
+	// A known path with the wrong method is 405 and says what is allowed.
+	for _, route := range []struct{ method, path, allow string }{
+		{"GET", "/servers", "POST"},
+		{"PUT", "/channels/1", "GET, PATCH, DELETE"},
+	} {
+		resp := e.do(t, route.method, route.path, alice.Token, nil)
+		wantError(t, route.method+" "+route.path, resp, 405, "method_not_allowed")
+		if got := resp.header.Get("Allow"); got != route.allow {
+			t.Errorf("%s %s: Allow %q, want %q", route.method, route.path, got, route.allow)
+		}
 	}
 }
 

@@ -27,6 +27,8 @@ func status(k guildhall.Kind) int {
 		return http.StatusTooManyRequests
 	case guildhall.Unavailable:
 		return http.StatusServiceUnavailable
+	case guildhall.MethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	default:
 		return http.StatusInternalServerError
 	}

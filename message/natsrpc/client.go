@@ -2,6 +2,7 @@ package natsrpc
 
 import (
 	"context"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -53,7 +54,16 @@ func validUTF8(op, content, nonce string) error {
 	return nil
 }
 
+// DefaultTimeout bounds a request whose context has no deadline, so a
+// message service that dies mid-request never hangs the caller.
+const DefaultTimeout = 10 * time.Second
+
 func (c *Client) do(ctx context.Context, op, subject string, req proto.Message) (message.Message, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
 	var r pb.MessageReply
 	if err := bus.Request(ctx, c.nc, subject, req, &r); err != nil {
 		return message.Message{}, err
