@@ -21,6 +21,7 @@ type Directory interface {
 
 // ChannelRef is what permissions need to know of a channel.
 type ChannelRef struct {
+	ID       uint64
 	ServerID uint64
 	ParentID uint64 // category, 0 for none
 	// Synced channels take their category's overwrites instead of their own.
@@ -142,6 +143,29 @@ func (r *Resolver) channelInput(ctx context.Context, userID, channelID uint64) (
 		return Input{}, 0, guildhall.Wrap(op, err)
 	}
 	return in, version, nil
+}
+
+// ChannelsPermissions computes userID's permissions in several channels of
+// one server, reading membership and roles once. A non-member gets
+// NotFound.
+func (r *Resolver) ChannelsPermissions(ctx context.Context, userID, serverID uint64, chans []ChannelRef) ([]Permissions, error) {
+	const op = "role.ChannelsPermissions"
+	in, version, err := r.serverInput(ctx, userID, serverID)
+	if err != nil {
+		return nil, guildhall.Wrap(op, err)
+	}
+	out := make([]Permissions, len(chans))
+	for i, ch := range chans {
+		source := ch.ID
+		if ch.Synced && ch.ParentID != 0 {
+			source = ch.ParentID
+		}
+		if in.Overwrites, err = r.overwrites(ctx, source, version); err != nil {
+			return nil, guildhall.Wrap(op, err)
+		}
+		out[i] = Compute(in)
+	}
+	return out, nil
 }
 
 // Server returns userID's server-level permissions.

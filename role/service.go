@@ -2,10 +2,12 @@ package role
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/audit"
 )
 
 // Limits on role input, documented in docs/api.md.
@@ -25,11 +27,40 @@ type Service struct {
 	store Store
 	res   *Resolver
 	ids   IDs
+	audit Recorder
 }
 
-// NewService returns a Service.
-func NewService(store Store, res *Resolver, ids IDs) *Service {
-	return &Service{store: store, res: res, ids: ids}
+// Recorder keeps the audit log (audit.Log); nil records nothing.
+type Recorder interface {
+	Record(ctx context.Context, e audit.Entry)
+}
+
+// NewService returns a Service. rec may be nil.
+func NewService(store Store, res *Resolver, ids IDs, rec Recorder) *Service {
+	return &Service{store: store, res: res, ids: ids, audit: rec}
+}
+
+func (s *Service) record(ctx context.Context, e audit.Entry) {
+	if s.audit != nil {
+		s.audit.Record(ctx, e)
+	}
+}
+
+// roleChanges lists what differs between two versions of a role.
+func roleChanges(old, cur Role) []audit.Change {
+	var out []audit.Change
+	add := func(key, o, n string) {
+		if o != n {
+			out = append(out, audit.Change{Key: key, Old: o, New: n})
+		}
+	}
+	add("name", old.Name, cur.Name)
+	add("permissions", old.Permissions.String(), cur.Permissions.String())
+	add("color", strconv.Itoa(old.Color), strconv.Itoa(cur.Color))
+	add("hoist", strconv.FormatBool(old.Hoist), strconv.FormatBool(cur.Hoist))
+	add("mentionable", strconv.FormatBool(old.Mentionable), strconv.FormatBool(cur.Mentionable))
+	add("position", strconv.Itoa(old.Position), strconv.Itoa(cur.Position))
+	return out
 }
 
 // RoleUpdate holds the fields to set; nil fields are left alone.
@@ -150,6 +181,7 @@ func (s *Service) CreateRole(ctx context.Context, actorID, serverID uint64, u Ro
 	if err := s.store.PutRole(ctx, serverID, r); err != nil {
 		return Role{}, guildhall.Wrap(op, err)
 	}
+	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: audit.RoleCreate, TargetID: r.ID, Changes: roleChanges(Role{}, r)})
 	return r, nil
 }
 
@@ -190,9 +222,13 @@ func (s *Service) UpdateRole(ctx context.Context, actorID, serverID, roleID uint
 	if err := checkFields(op, actor, u); err != nil {
 		return Role{}, err
 	}
+	old := r
 	u.applyTo(&r)
 	if err := s.store.PutRole(ctx, serverID, r); err != nil {
 		return Role{}, guildhall.Wrap(op, err)
+	}
+	if changes := roleChanges(old, r); len(changes) > 0 {
+		s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: audit.RoleUpdate, TargetID: r.ID, Changes: changes})
 	}
 	return r, nil
 }
@@ -215,7 +251,11 @@ func (s *Service) DeleteRole(ctx context.Context, actorID, serverID, roleID uint
 	if !CanManageRole(actor, r) {
 		return guildhall.E(op, guildhall.Forbidden, "you can only manage roles below your highest role")
 	}
-	return guildhall.Wrap(op, s.store.DeleteRole(ctx, serverID, roleID))
+	if err := s.store.DeleteRole(ctx, serverID, roleID); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: audit.RoleDelete, TargetID: roleID, Changes: []audit.Change{{Key: "name", Old: r.Name}}})
+	return nil
 }
 
 // SetMemberRole assigns (add) or removes a role of a member.
@@ -238,10 +278,18 @@ func (s *Service) SetMemberRole(ctx context.Context, actorID, serverID, userID, 
 	if _, err := s.res.ServerInput(ctx, userID, serverID); err != nil {
 		return guildhall.E(op, guildhall.NotFound, "unknown member")
 	}
+	action := audit.MemberRoleAdd
 	if add {
-		return guildhall.Wrap(op, s.store.AddMemberRole(ctx, serverID, userID, roleID))
+		err = s.store.AddMemberRole(ctx, serverID, userID, roleID)
+	} else {
+		action = audit.MemberRoleRemove
+		err = s.store.RemoveMemberRole(ctx, serverID, userID, roleID)
 	}
-	return guildhall.Wrap(op, s.store.RemoveMemberRole(ctx, serverID, userID, roleID))
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: action, TargetID: userID, Changes: []audit.Change{{Key: "role_id", New: strconv.FormatUint(roleID, 10)}}})
+	return nil
 }
 
 // PutOverwrite sets a channel overwrite. The actor needs MANAGE_ROLES in
@@ -255,6 +303,9 @@ func (s *Service) PutOverwrite(ctx context.Context, actorID, channelID uint64, o
 	p := Compute(in)
 	if !p.Has(ViewChannel) {
 		return guildhall.E(op, guildhall.NotFound, "unknown channel")
+	}
+	if err := s.notSynced(ctx, op, channelID); err != nil {
+		return err
 	}
 	if !p.Has(ManageRoles) && !in.isOwner() && !Base(in).Has(Administrator) {
 		return guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES")
@@ -279,7 +330,14 @@ func (s *Service) PutOverwrite(ctx context.Context, actorID, channelID uint64, o
 	} else if _, err := s.res.ServerInput(ctx, ow.ID, in.ServerID); err != nil {
 		return guildhall.E(op, guildhall.NotFound, "unknown member")
 	}
-	return guildhall.Wrap(op, s.store.PutOverwrite(ctx, in.ServerID, channelID, ow))
+	if err := s.store.PutOverwrite(ctx, in.ServerID, channelID, ow); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	s.record(ctx, audit.Entry{ServerID: in.ServerID, ActorID: actorID, Action: audit.OverwriteUpdate, TargetID: channelID, Changes: []audit.Change{
+		{Key: "target", New: ow.Type.String() + ":" + strconv.FormatUint(ow.ID, 10)},
+		{Key: "allow", New: ow.Allow.String()}, {Key: "deny", New: ow.Deny.String()},
+	}})
+	return nil
 }
 
 // DeleteOverwrite removes a channel overwrite (same rights as PutOverwrite).
@@ -293,8 +351,59 @@ func (s *Service) DeleteOverwrite(ctx context.Context, actorID, channelID, targe
 	if !p.Has(ViewChannel) {
 		return guildhall.E(op, guildhall.NotFound, "unknown channel")
 	}
+	if err := s.notSynced(ctx, op, channelID); err != nil {
+		return err
+	}
 	if !p.Has(ManageRoles) && !in.isOwner() && !Base(in).Has(Administrator) {
 		return guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES")
 	}
-	return guildhall.Wrap(op, s.store.DeleteOverwrite(ctx, in.ServerID, channelID, targetID))
+	if err := s.store.DeleteOverwrite(ctx, in.ServerID, channelID, targetID); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	s.record(ctx, audit.Entry{ServerID: in.ServerID, ActorID: actorID, Action: audit.OverwriteDelete, TargetID: channelID, Changes: []audit.Change{{Key: "target", Old: strconv.FormatUint(targetID, 10)}}})
+	return nil
+}
+
+// ServerInput is the resolver's; the member service checks with it.
+func (s *Service) ServerInput(ctx context.Context, userID, serverID uint64) (Input, error) {
+	return s.res.ServerInput(ctx, userID, serverID)
+}
+
+// ChannelInput is the resolver's.
+func (s *Service) ChannelInput(ctx context.Context, userID, channelID uint64) (Input, error) {
+	return s.res.ChannelInput(ctx, userID, channelID)
+}
+
+// ClearMember drops a departed member's roles (and bumps the version, so
+// their sessions re-check what they follow).
+func (s *Service) ClearMember(ctx context.Context, serverID, userID uint64) error {
+	return s.store.ClearMember(ctx, serverID, userID)
+}
+
+// DeleteChannel drops a deleted channel's overwrites.
+func (s *Service) DeleteChannel(ctx context.Context, serverID, channelID uint64) error {
+	return s.store.DeleteChannel(ctx, serverID, channelID)
+}
+
+// Bump marks that something changed who sees what in a server.
+func (s *Service) Bump(ctx context.Context, serverID uint64) error {
+	return s.store.Bump(ctx, serverID)
+}
+
+// ChannelsPermissions is the resolver's.
+func (s *Service) ChannelsPermissions(ctx context.Context, userID, serverID uint64, chans []ChannelRef) ([]Permissions, error) {
+	return s.res.ChannelsPermissions(ctx, userID, serverID, chans)
+}
+
+// notSynced refuses to edit the overwrites of a channel synced to its
+// category: they would have no effect.
+func (s *Service) notSynced(ctx context.Context, op string, channelID uint64) error {
+	ref, err := s.res.dir.ChannelRef(ctx, channelID)
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	if ref.Synced && ref.ParentID != 0 {
+		return guildhall.E(op, guildhall.Conflict, "the channel is synced to its category: change the category's permissions, or unsync the channel first")
+	}
+	return nil
 }
