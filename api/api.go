@@ -14,8 +14,10 @@ import (
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/audit"
 	"github.com/guildhall/guildhall/member"
 	"github.com/guildhall/guildhall/message"
+	"github.com/guildhall/guildhall/role"
 )
 
 // MaxBody is the largest request body accepted, in bytes.
@@ -39,6 +41,37 @@ type Members interface {
 	Join(ctx context.Context, actor member.User, code string) (member.Server, member.Member, error)
 	Leave(ctx context.Context, actor member.User, serverID uint64) error
 	Members(ctx context.Context, actor member.User, serverID uint64, q member.MemberQuery) ([]member.Member, error)
+	Member(ctx context.Context, actor member.User, serverID, userID uint64) (member.Member, error)
+	CreateChannelSpec(ctx context.Context, actor member.User, serverID uint64, spec member.ChannelSpec) (member.Channel, error)
+	UpdateChannel(ctx context.Context, actor member.User, channelID uint64, u member.ChannelUpdate) (member.Channel, error)
+	Kick(ctx context.Context, actor member.User, serverID, userID uint64) error
+	Ban(ctx context.Context, actor member.User, serverID, userID uint64, reason string) (member.Ban, error)
+	Unban(ctx context.Context, actor member.User, serverID, userID uint64) error
+	Bans(ctx context.Context, actor member.User, serverID, after uint64, limit int) ([]member.Ban, error)
+	SetNick(ctx context.Context, actor member.User, serverID, userID uint64, nick string) (member.Member, error)
+}
+
+// Roles is what the API needs of the role service.
+type Roles interface {
+	Roles(ctx context.Context, actorID, serverID uint64) ([]role.Role, error)
+	CreateRole(ctx context.Context, actorID, serverID uint64, u role.RoleUpdate) (role.Role, error)
+	UpdateRole(ctx context.Context, actorID, serverID, roleID uint64, u role.RoleUpdate) (role.Role, error)
+	DeleteRole(ctx context.Context, actorID, serverID, roleID uint64) error
+	SetMemberRole(ctx context.Context, actorID, serverID, userID, roleID uint64, add bool) error
+	MemberRoles(ctx context.Context, actorID, serverID, userID uint64) ([]role.Role, error)
+	Overwrites(ctx context.Context, actorID, channelID uint64) ([]role.Overwrite, error)
+	PutOverwrite(ctx context.Context, actorID, channelID uint64, ow role.Overwrite) error
+	DeleteOverwrite(ctx context.Context, actorID, channelID, targetID uint64) error
+	Visibility(ctx context.Context, actorID, channelID uint64) (role.Visibility, error)
+	SetListed(ctx context.Context, actorID, channelID uint64, t role.Target, allow, listed bool) error
+	Explain(ctx context.Context, actorID, userID, channelID uint64, p role.Permissions) (role.Explanation, error)
+	Permissions(ctx context.Context, actorID, channelID uint64) (role.Permissions, error)
+	Server(ctx context.Context, userID, serverID uint64) (role.Permissions, error)
+}
+
+// AuditLog reads a server's audit log.
+type AuditLog interface {
+	List(ctx context.Context, serverID uint64, q audit.Query) ([]audit.Entry, error)
 }
 
 // Messages is what the API needs of the message service (over the bus).
@@ -53,20 +86,31 @@ type History interface {
 	History(ctx context.Context, actorID, channelID uint64, q message.Query) ([]message.Message, error)
 }
 
+// Services are what the API serves.
+type Services struct {
+	Members  Members
+	Messages Messages
+	History  History
+	Roles    Roles
+	Audit    AuditLog
+}
+
 // API serves the REST endpoints.
 type API struct {
 	members  Members
 	messages Messages
 	history  History
+	roles    Roles
+	audit    AuditLog
 	log      *slog.Logger
 }
 
 // New returns the REST API; mount Handler at /api/v1/.
-func New(members Members, messages Messages, history History, log *slog.Logger) *API {
+func New(s Services, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{members: members, messages: messages, history: history, log: log}
+	return &API{members: s.Members, messages: s.Messages, history: s.History, roles: s.Roles, audit: s.Audit, log: log}
 }
 
 // Handler returns the routes, all under /api/v1.
@@ -75,6 +119,13 @@ func (a *API) Handler() http.Handler {
 	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+			if reason := r.Header.Get("X-Audit-Log-Reason"); reason != "" {
+				if len(reason) > audit.MaxReason {
+					Error(w, r, a.log, guildhall.E("api", guildhall.Invalid, "X-Audit-Log-Reason must be at most %d bytes", audit.MaxReason))
+					return
+				}
+				r = r.WithContext(audit.WithReason(r.Context(), reason))
+			}
 			if err := h(w, r); err != nil {
 				Error(w, r, a.log, err)
 			}
@@ -110,6 +161,7 @@ func (a *API) Handler() http.Handler {
 	authed("GET "+p+"/channels/{id}/messages", a.listMessages)
 	authed("PATCH "+p+"/channels/{id}/messages/{message_id}", a.editMessage)
 	authed("DELETE "+p+"/channels/{id}/messages/{message_id}", a.deleteMessage)
+	a.adminRoutes(authed)
 	handle(p+"/", func(w http.ResponseWriter, r *http.Request) error {
 		var allowed []string
 		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {

@@ -18,12 +18,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/guildhall/guildhall/api"
+	"github.com/guildhall/guildhall/audit"
+	auditpebble "github.com/guildhall/guildhall/audit/pebble"
 	"github.com/guildhall/guildhall/bus/bustest"
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
+	"github.com/guildhall/guildhall/role"
+	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 )
 
@@ -53,11 +57,15 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := member.NewService(memberpebble.New(db), ids, nil, member.Config{
+	mstore := memberpebble.New(db)
+	rstore := rolepebble.New(db)
+	res := role.NewResolver(rstore, member.NewDirectory(mstore))
+	roles := role.NewService(rstore, res, ids, nil)
+	members := member.NewService(mstore, roles, ids, nil, member.Config{
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
 	store := messagepebble.New(db)
-	svc := message.NewService(store, members, natsrpc.NewFanout(bustest.MustConnect(t, ns), noNodes{}), ids, nil, nil)
+	svc := message.NewService(store, res, natsrpc.NewFanout(bustest.MustConnect(t, ns), noNodes{}), ids, nil, nil)
 	rpc, err := natsrpc.Serve(bustest.MustConnect(t, ns), svc, nil, natsrpc.ServerConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +77,13 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	a := api.New(members, natsrpc.NewClient(bustest.MustConnect(t, ns)), message.NewReader(store, members), nil)
+	a := api.New(api.Services{
+		Members:  members,
+		Messages: natsrpc.NewClient(bustest.MustConnect(t, ns)),
+		History:  message.NewReader(store, res),
+		Roles:    roles,
+		Audit:    audit.NewLog(auditpebble.New(db), ids, nil, nil, 0),
+	}, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", a.Handler())
 	hs := httptest.NewServer(mux)
@@ -555,7 +569,7 @@ func TestChannels(t *testing.T) {
 	if len(list) != 1 {
 		t.Fatalf("channels = %v", list)
 	}
-	wantKeys(t, "channel", list[0], "id", "server_id", "name", "type", "position", "parent_id")
+	wantKeys(t, "channel", list[0], "id", "server_id", "name", "type", "position", "parent_id", "synced")
 	wantStringIDs(t, "channel", list[0], "id", "server_id")
 	if list[0]["name"] != "general" || list[0]["type"] != "text" || list[0]["position"] != 0.0 || list[0]["parent_id"] != nil || list[0]["server_id"] != w.server.ID {
 		t.Errorf("general = %v", list[0])
@@ -680,7 +694,7 @@ func TestMembersAndLeave(t *testing.T) {
 	if len(objs) != len(all) {
 		t.Fatalf("%d members, want %d", len(objs), len(all))
 	}
-	wantKeys(t, "member", objs[0], "user_id", "username", "joined_at")
+	wantKeys(t, "member", objs[0], "user_id", "username", "nick", "joined_at")
 	wantStringIDs(t, "member", objs[0], "user_id")
 
 	// Paged in user ID order.

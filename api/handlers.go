@@ -127,20 +127,60 @@ func (a *API) listChannels(w http.ResponseWriter, r *http.Request, u member.User
 	return nil
 }
 
+type channelBody struct {
+	Name     *string `json:"name"`
+	Type     string  `json:"type"` // text (default) or category
+	ParentID *string `json:"parent_id"`
+	Sync     *bool   `json:"sync"`
+	Position *int    `json:"position"`
+}
+
+// parent reads parent_id: null or "" means none.
+func (cb channelBody) parent() (*uint64, error) {
+	if cb.ParentID == nil {
+		return nil, nil
+	}
+	var id uint64
+	if *cb.ParentID != "" {
+		var err error
+		if id, err = parseID("parent_id", *cb.ParentID); err != nil {
+			return nil, err
+		}
+	}
+	return &id, nil
+}
+
 func (a *API) createChannel(w http.ResponseWriter, r *http.Request, u member.User) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	var in nameBody
+	var in channelBody
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	name, err := in.get()
+	if in.Name == nil {
+		return guildhall.E("api.createChannel", guildhall.Invalid, "name is required")
+	}
+	spec := member.ChannelSpec{Name: *in.Name}
+	switch in.Type {
+	case "", "text":
+	case "category":
+		spec.Type = member.ChannelCategory
+	default:
+		return guildhall.E("api.createChannel", guildhall.Invalid, "type must be text or category")
+	}
+	parent, err := in.parent()
 	if err != nil {
 		return err
 	}
-	c, err := a.members.CreateChannel(r.Context(), u, id, name)
+	if parent != nil {
+		spec.ParentID = *parent
+	}
+	if in.Sync != nil {
+		spec.Synced = *in.Sync
+	}
+	c, err := a.members.CreateChannelSpec(r.Context(), u, id, spec)
 	if err != nil {
 		return err
 	}
@@ -166,15 +206,21 @@ func (a *API) renameChannel(w http.ResponseWriter, r *http.Request, u member.Use
 	if err != nil {
 		return err
 	}
-	var in nameBody
+	var in channelBody
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	name, err := in.get()
+	if in.Type != "" {
+		return guildhall.E("api.updateChannel", guildhall.Invalid, "a channel's type cannot change")
+	}
+	parent, err := in.parent()
 	if err != nil {
 		return err
 	}
-	c, err := a.members.RenameChannel(r.Context(), u, id, name)
+	if in.Name == nil && parent == nil && in.Sync == nil && in.Position == nil {
+		return guildhall.E("api.updateChannel", guildhall.Invalid, "give at least one of name, parent_id, sync, position")
+	}
+	c, err := a.members.UpdateChannel(r.Context(), u, id, member.ChannelUpdate{Name: in.Name, ParentID: parent, Synced: in.Sync, Position: in.Position})
 	if err != nil {
 		return err
 	}

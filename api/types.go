@@ -32,11 +32,13 @@ type channelJSON struct {
 	Type     string  `json:"type"`
 	Position int     `json:"position"`
 	ParentID *string `json:"parent_id"`
+	Synced   bool    `json:"synced"`
 }
 
 type memberJSON struct {
 	UserID   uint64    `json:"user_id,string"`
 	Username string    `json:"username"`
+	Nick     string    `json:"nick"`
 	JoinedAt time.Time `json:"joined_at"`
 }
 
@@ -67,7 +69,7 @@ func toServer(s member.Server) serverJSON {
 }
 
 func toChannel(c member.Channel) channelJSON {
-	out := channelJSON{ID: c.ID, ServerID: c.ServerID, Name: c.Name, Type: "text", Position: c.Position}
+	out := channelJSON{ID: c.ID, ServerID: c.ServerID, Name: c.Name, Type: "text", Position: c.Position, Synced: c.Synced}
 	if c.Type == member.ChannelCategory {
 		out.Type = "category"
 	}
@@ -79,7 +81,7 @@ func toChannel(c member.Channel) channelJSON {
 }
 
 func toMember(m member.Member) memberJSON {
-	return memberJSON{UserID: m.UserID, Username: m.Username, JoinedAt: m.JoinedAt}
+	return memberJSON{UserID: m.UserID, Username: m.Username, Nick: m.Nick, JoinedAt: m.JoinedAt}
 }
 
 func toInvite(i member.Invite) inviteJSON {

@@ -46,12 +46,14 @@ const (
 
 // Channel belongs to one server.
 type Channel struct {
-	ID        uint64
-	ServerID  uint64
-	Name      string
-	Type      ChannelType
-	Position  int
-	ParentID  uint64 // category, 0 for none
+	ID       uint64
+	ServerID uint64
+	Name     string
+	Type     ChannelType
+	Position int
+	ParentID uint64 // category, 0 for none
+	// Synced channels take their category's permission overwrites.
+	Synced    bool
 	CreatedAt time.Time
 }
 
@@ -60,7 +62,19 @@ type Member struct {
 	ServerID uint64
 	UserID   uint64
 	Username string // copied from the user, for listing and prefix search
+	Nick     string // server nickname, empty for none
 	JoinedAt time.Time
+}
+
+// Ban keeps a user out of a server: they are removed and cannot join again
+// by invite until unbanned.
+type Ban struct {
+	ServerID  uint64
+	UserID    uint64
+	Username  string
+	ActorID   uint64 // who banned
+	Reason    string
+	CreatedAt time.Time
 }
 
 // Invite lets whoever holds the code join a server.
@@ -125,12 +139,25 @@ type Store interface {
 	MemberCount(ctx context.Context, serverID uint64) (int, error)
 	// RemoveMember fails with NotFound if userID is not a member.
 	RemoveMember(ctx context.Context, serverID, userID uint64) error
+	// UpdateMember replaces a member's nickname; NotFound if not a member.
+	UpdateMember(ctx context.Context, m Member) error
+
+	// Ban records b and removes the user from the server if they are a
+	// member, in one step. Banning a banned user replaces the record.
+	Ban(ctx context.Context, b Ban) error
+	// Unban fails with NotFound if the user is not banned.
+	Unban(ctx context.Context, serverID, userID uint64) error
+	// BanOf returns the ban of a user; NotFound if none.
+	BanOf(ctx context.Context, serverID, userID uint64) (Ban, error)
+	// Bans pages through a server's bans by user ID, after the given one.
+	Bans(ctx context.Context, serverID, after uint64, limit int) ([]Ban, error)
 
 	CreateInvite(ctx context.Context, inv Invite) error
 	Invite(ctx context.Context, code string) (Invite, error)
 	// JoinByInvite adds m to the invite's server and counts one use, in one
 	// step: it fails with NotFound for an unknown code, with Forbidden if
-	// the invite expired or is used up at m.JoinedAt. A user who is already
-	// a member gets their existing membership and uses nothing.
+	// the user is banned from the server or the invite expired or is used
+	// up at m.JoinedAt. A user who is already a member gets their existing
+	// membership and uses nothing.
 	JoinByInvite(ctx context.Context, code string, m Member) (Member, error)
 }

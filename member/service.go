@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/audit"
+	"github.com/guildhall/guildhall/role"
 )
 
 // Limits on every input of the service. Documented in docs/api.md.
@@ -33,6 +36,24 @@ const (
 type Config struct {
 	TokenTTL time.Duration  // default 30 days
 	Password PasswordParams // default OWASP's argon2id minimum
+	Audit    Recorder       // where administrative actions are recorded; nil for nowhere
+}
+
+// Roles is what the member service needs of the role domain: the inputs
+// of the permission computation, and the role state that membership and
+// channel changes must update (role.Service).
+type Roles interface {
+	ServerInput(ctx context.Context, userID, serverID uint64) (role.Input, error)
+	ChannelInput(ctx context.Context, userID, channelID uint64) (role.Input, error)
+	ChannelsPermissions(ctx context.Context, userID, serverID uint64, chans []role.ChannelRef) ([]role.Permissions, error)
+	ClearMember(ctx context.Context, serverID, userID uint64) error
+	DeleteChannel(ctx context.Context, serverID, channelID uint64) error
+	Bump(ctx context.Context, serverID uint64) error
+}
+
+// Recorder keeps the audit log (audit.Log).
+type Recorder interface {
+	Record(ctx context.Context, e audit.Entry)
 }
 
 // IDs makes new snowflake IDs.
@@ -41,13 +62,14 @@ type IDs interface{ Next() uint64 }
 // Service applies the member rules on top of a Store.
 type Service struct {
 	store Store
+	roles Roles
 	ids   IDs
 	now   func() time.Time
 	cfg   Config
 }
 
 // NewService returns a Service. now may be nil for time.Now.
-func NewService(store Store, ids IDs, now func() time.Time, cfg Config) *Service {
+func NewService(store Store, roles Roles, ids IDs, now func() time.Time, cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
@@ -55,7 +77,7 @@ func NewService(store Store, ids IDs, now func() time.Time, cfg Config) *Service
 		cfg.TokenTTL = 30 * 24 * time.Hour
 	}
 	cfg.Password = cfg.Password.withDefaults()
-	return &Service{store: store, ids: ids, now: now, cfg: cfg}
+	return &Service{store: store, roles: roles, ids: ids, now: now, cfg: cfg}
 }
 
 // Store returns the store the service works on, for read paths that need
@@ -196,104 +218,6 @@ func (s *Service) Server(ctx context.Context, actor User, serverID uint64) (Serv
 	return srv, nil
 }
 
-// Channels lists the channels of a server actor is in.
-func (s *Service) Channels(ctx context.Context, actor User, serverID uint64) ([]Channel, error) {
-	const op = "member.Channels"
-	if _, err := s.Server(ctx, actor, serverID); err != nil {
-		return nil, guildhall.Wrap(op, err)
-	}
-	list, err := s.store.Channels(ctx, serverID)
-	return list, guildhall.Wrap(op, err)
-}
-
-// Channel returns a channel of a server actor is in.
-func (s *Service) Channel(ctx context.Context, actor User, channelID uint64) (Channel, Server, error) {
-	const op = "member.Channel"
-	ch, err := s.store.Channel(ctx, channelID)
-	if err != nil {
-		return Channel{}, Server{}, guildhall.Wrap(op, err)
-	}
-	srv, err := s.Server(ctx, actor, ch.ServerID)
-	if guildhall.KindOf(err) == guildhall.NotFound {
-		return Channel{}, Server{}, guildhall.E(op, guildhall.NotFound, "unknown channel")
-	}
-	if err != nil {
-		return Channel{}, Server{}, guildhall.Wrap(op, err)
-	}
-	return ch, srv, nil
-}
-
-// ownedServer returns the server if actor owns it. Until roles exist,
-// managing channels is for the owner only.
-func (s *Service) ownedServer(ctx context.Context, op string, actor User, serverID uint64) (Server, error) {
-	srv, err := s.Server(ctx, actor, serverID)
-	if err != nil {
-		return Server{}, guildhall.Wrap(op, err)
-	}
-	if srv.OwnerID != actor.ID {
-		return Server{}, guildhall.E(op, guildhall.Forbidden, "only the server owner may manage channels")
-	}
-	return srv, nil
-}
-
-// CreateChannel adds a text channel to a server actor owns.
-func (s *Service) CreateChannel(ctx context.Context, actor User, serverID uint64, name string) (Channel, error) {
-	const op = "member.CreateChannel"
-	name, err := validName("channel name", name)
-	if err != nil {
-		return Channel{}, guildhall.Wrap(op, err)
-	}
-	if _, err := s.ownedServer(ctx, op, actor, serverID); err != nil {
-		return Channel{}, err
-	}
-	list, err := s.store.Channels(ctx, serverID)
-	if err != nil {
-		return Channel{}, guildhall.Wrap(op, err)
-	}
-	if len(list) >= MaxChannels {
-		return Channel{}, guildhall.E(op, guildhall.Forbidden, "a server has at most %d channels", MaxChannels)
-	}
-	ch := Channel{ID: s.ids.Next(), ServerID: serverID, Name: name, Type: ChannelText, Position: len(list), CreatedAt: s.now().UTC()}
-	if err := s.store.CreateChannel(ctx, ch); err != nil {
-		return Channel{}, guildhall.Wrap(op, err)
-	}
-	return ch, nil
-}
-
-// RenameChannel renames a channel of a server actor owns.
-func (s *Service) RenameChannel(ctx context.Context, actor User, channelID uint64, name string) (Channel, error) {
-	const op = "member.RenameChannel"
-	name, err := validName("channel name", name)
-	if err != nil {
-		return Channel{}, guildhall.Wrap(op, err)
-	}
-	ch, _, err := s.Channel(ctx, actor, channelID)
-	if err != nil {
-		return Channel{}, guildhall.Wrap(op, err)
-	}
-	if _, err := s.ownedServer(ctx, op, actor, ch.ServerID); err != nil {
-		return Channel{}, err
-	}
-	ch.Name = name
-	if err := s.store.UpdateChannel(ctx, ch); err != nil {
-		return Channel{}, guildhall.Wrap(op, err)
-	}
-	return ch, nil
-}
-
-// DeleteChannel deletes a channel of a server actor owns.
-func (s *Service) DeleteChannel(ctx context.Context, actor User, channelID uint64) (Channel, error) {
-	const op = "member.DeleteChannel"
-	ch, _, err := s.Channel(ctx, actor, channelID)
-	if err != nil {
-		return Channel{}, guildhall.Wrap(op, err)
-	}
-	if _, err := s.ownedServer(ctx, op, actor, ch.ServerID); err != nil {
-		return Channel{}, err
-	}
-	return ch, guildhall.Wrap(op, s.store.DeleteChannel(ctx, channelID))
-}
-
 // CreateInvite makes an invite to a server actor is in. maxUses 0 means
 // unlimited, maxAge 0 means it never expires.
 func (s *Service) CreateInvite(ctx context.Context, actor User, serverID uint64, maxUses int, maxAge time.Duration) (Invite, error) {
@@ -304,10 +228,10 @@ func (s *Service) CreateInvite(ctx context.Context, actor User, serverID uint64,
 	if maxAge < 0 || maxAge > MaxInviteAge {
 		return Invite{}, guildhall.E(op, guildhall.Invalid, "max_age must be 0 (never expires) to %d seconds", int(MaxInviteAge.Seconds()))
 	}
-	if _, err := s.Server(ctx, actor, serverID); err != nil {
-		return Invite{}, guildhall.Wrap(op, err)
+	if _, err := s.need(ctx, op, actor, serverID, role.CreateInvite); err != nil {
+		return Invite{}, err
 	}
-	raw := make([]byte, 6)
+	raw := make([]byte, 9)
 	if _, err := rand.Read(raw); err != nil {
 		return Invite{}, guildhall.Wrap(op, err)
 	}
@@ -319,6 +243,9 @@ func (s *Service) CreateInvite(ctx context.Context, actor User, serverID uint64,
 	if err := s.store.CreateInvite(ctx, inv); err != nil {
 		return Invite{}, guildhall.Wrap(op, err)
 	}
+	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actor.ID, Action: audit.InviteCreate, Changes: []audit.Change{
+		{Key: "code", New: inv.Code}, {Key: "max_uses", New: strconv.Itoa(maxUses)}, {Key: "max_age", New: strconv.Itoa(int(maxAge.Seconds()))},
+	}})
 	return inv, nil
 }
 
@@ -359,7 +286,10 @@ func (s *Service) Leave(ctx context.Context, actor User, serverID uint64) error 
 	if srv.OwnerID == actor.ID {
 		return guildhall.E(op, guildhall.Forbidden, "the owner cannot leave their own server")
 	}
-	return guildhall.Wrap(op, s.store.RemoveMember(ctx, serverID, actor.ID))
+	if err := s.store.RemoveMember(ctx, serverID, actor.ID); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	return guildhall.Wrap(op, s.roles.ClearMember(ctx, serverID, actor.ID))
 }
 
 // Members pages through a server's members. q.Prefix is matched
@@ -381,19 +311,6 @@ func (s *Service) Members(ctx context.Context, actor User, serverID uint64, q Me
 	}
 	list, err := s.store.Members(ctx, serverID, q)
 	return list, guildhall.Wrap(op, err)
-}
-
-// CanRead reports whether userID may read channelID and returns the
-// channel's server. Until roles exist every member may read and send in
-// every channel of their server; to anyone else the channel is unknown.
-func (s *Service) CanRead(ctx context.Context, userID, channelID uint64) (uint64, error) {
-	ch, _, err := s.Channel(ctx, User{ID: userID}, channelID)
-	return ch.ServerID, err
-}
-
-// CanSend reports whether userID may send in channelID; see CanRead.
-func (s *Service) CanSend(ctx context.Context, userID, channelID uint64) (uint64, error) {
-	return s.CanRead(ctx, userID, channelID)
 }
 
 func validUsername(name string) error {

@@ -14,6 +14,8 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
+	"github.com/guildhall/guildhall/role"
+	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 )
 
@@ -47,6 +49,8 @@ func (c *clock) Advance(d time.Duration) {
 type env struct {
 	svc   *member.Service
 	store member.Store
+	res   *role.Resolver
+	roles *role.Service
 	clock *clock
 }
 
@@ -59,13 +63,17 @@ func newEnv(t *testing.T) *env {
 
 func newEnvConfig(t *testing.T, cfg member.Config) *env {
 	t.Helper()
-	store := memberpebble.New(mustOpen(t))
+	db := mustOpen(t)
+	store := memberpebble.New(db)
 	ids, err := snowflake.New(1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := newClock()
-	return &env{svc: member.NewService(store, ids, clk.Now, cfg), store: store, clock: clk}
+	rstore := rolepebble.New(db)
+	res := role.NewResolver(rstore, member.NewDirectory(store))
+	roles := role.NewService(rstore, res, ids, nil)
+	return &env{svc: member.NewService(store, roles, ids, clk.Now, cfg), store: store, res: res, roles: roles, clock: clk}
 }
 
 // mustOpen opens a Pebble database in a temporary directory, closed when
@@ -512,12 +520,12 @@ func TestHiddenExistence(t *testing.T) {
 	_, errMissing = e.svc.CreateInvite(t.Context(), outsider, unknown, 0, 0)
 	sameNotFound(t, "CreateInvite", errHidden, errMissing)
 
-	_, errHidden = e.svc.CanRead(t.Context(), outsider.ID, general.ID)
-	_, errMissing = e.svc.CanRead(t.Context(), outsider.ID, unknown)
+	_, errHidden = e.res.CanRead(t.Context(), outsider.ID, general.ID)
+	_, errMissing = e.res.CanRead(t.Context(), outsider.ID, unknown)
 	sameNotFound(t, "CanRead", errHidden, errMissing)
-	_, errHidden = e.svc.CanSend(t.Context(), outsider.ID, general.ID)
+	_, errHidden = e.res.CanSend(t.Context(), outsider.ID, general.ID)
 	wantKind(t, "CanSend(outsider)", errHidden, guildhall.NotFound)
-	if sid, err := e.svc.CanSend(t.Context(), owner.ID, general.ID); err != nil || sid != srv.ID {
+	if sid, err := e.res.CanSend(t.Context(), owner.ID, general.ID); err != nil || sid != srv.ID {
 		t.Errorf("CanSend(owner) = %d, %v; want %d", sid, err, srv.ID)
 	}
 }

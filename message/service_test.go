@@ -18,6 +18,8 @@ import (
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
+	"github.com/guildhall/guildhall/role"
+	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 )
 
@@ -86,13 +88,16 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 123_456_789, time.UTC)}
-	members := member.NewService(memberpebble.New(db), ids, clk.Now, member.Config{
+	mstore := memberpebble.New(db)
+	rstore := rolepebble.New(db)
+	res := role.NewResolver(rstore, member.NewDirectory(mstore))
+	members := member.NewService(mstore, role.NewService(rstore, res, ids, nil), ids, clk.Now, member.Config{
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
 	store := messagepebble.New(db)
 	pub := &recorder{}
 	e := &env{
-		svc:     message.NewService(store, members, pub, ids, clk.Now, nil),
+		svc:     message.NewService(store, res, pub, ids, clk.Now, nil),
 		store:   store,
 		members: members,
 		pub:     pub,

@@ -407,3 +407,9 @@ func (s *Service) notSynced(ctx context.Context, op string, channelID uint64) er
 	}
 	return nil
 }
+
+// Server returns userID's server-level permissions (NotFound for a
+// non-member).
+func (s *Service) Server(ctx context.Context, userID, serverID uint64) (Permissions, error) {
+	return s.res.Server(ctx, userID, serverID)
+}

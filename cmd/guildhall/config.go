@@ -32,6 +32,8 @@ type Config struct {
 	NodeID            int    // snowflake node number, -1: random
 	LinkID            string // link node ID on the bus, empty: random
 	HeartbeatInterval time.Duration
+	AuditRetention    time.Duration
+	AllowedOrigins    []string
 	ShutdownTimeout   time.Duration
 	LogLevel          string
 	LogFormat         string
@@ -55,6 +57,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.NodeID, "node-id", -1, fmt.Sprintf("snowflake node number 0..%d, unique per process; -1 picks one at random", snowflake.MaxNode))
 	fs.StringVar(&c.LinkID, "link-id", "", "this link node's ID on the bus; empty picks one at random")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 30*time.Second, "gateway heartbeat interval told to clients")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log entries are kept; negative keeps them forever")
+	var origins string
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated extra browser origins (host patterns, e.g. app.example.com) allowed to open the gateway")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -87,6 +92,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	})
 	if envErr != nil {
 		return envErr
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, o)
+		}
 	}
 	return c.validate(roles)
 }
@@ -122,6 +132,9 @@ func (c *Config) validate(roles string) error {
 	}
 	if c.HeartbeatInterval < time.Second || c.HeartbeatInterval > 5*time.Minute {
 		return fmt.Errorf("--heartbeat-interval %v: want 1s to 5m", c.HeartbeatInterval)
+	}
+	if c.AuditRetention == 0 {
+		return fmt.Errorf("--audit-retention must not be 0 (negative keeps entries forever)")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be positive")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -19,6 +20,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/guildhall/guildhall/api"
+	"github.com/guildhall/guildhall/audit"
+	auditpebble "github.com/guildhall/guildhall/audit/pebble"
 	"github.com/guildhall/guildhall/bus"
 	"github.com/guildhall/guildhall/link"
 	"github.com/guildhall/guildhall/member"
@@ -26,6 +29,8 @@ import (
 	"github.com/guildhall/guildhall/message"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
+	"github.com/guildhall/guildhall/role"
+	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 	"github.com/guildhall/guildhall/subscribe"
 )
@@ -47,6 +52,21 @@ type Main struct {
 	view    *subscribe.View
 	msgSrv  *natsrpc.Server
 	serveCh chan error
+
+	bg       sync.WaitGroup // background loops (audit pruning)
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+}
+
+// linkDirectory answers a link node's questions: what a user sees (member
+// service) and whether they may follow a channel (role resolver).
+type linkDirectory struct {
+	*member.Service
+	res *role.Resolver
+}
+
+func (d linkDirectory) CanRead(ctx context.Context, userID, channelID uint64) (uint64, error) {
+	return d.res.CanRead(ctx, userID, channelID)
 }
 
 // NewMain returns a Main with the default configuration.
@@ -86,6 +106,7 @@ func (m *Main) setupLog() {
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	m.setupLog()
+	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -104,15 +125,26 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	needStore := c.has(RoleAPI) || c.has(RoleLink) || c.has(RoleMessage)
-	var members *member.Service
-	var messages message.Store
+	var (
+		members  *member.Service
+		messages message.Store
+		resolver *role.Resolver
+		roles    *role.Service
+		auditLog *audit.Log
+	)
 	if needStore {
 		m.db, err = pebbledb.Open(filepath.Join(c.DataDir, "store"), &pebbledb.Options{Logger: pebbleLog{m.Log.With("component", "pebble")}})
 		if err != nil {
 			return fmt.Errorf("open store in %s: %w (is another guildhall using this --data-dir?)", c.DataDir, err)
 		}
-		members = member.NewService(memberpebble.New(m.db), ids, nil, member.Config{})
+		mstore, rstore := memberpebble.New(m.db), rolepebble.New(m.db)
+		auditLog = audit.NewLog(auditpebble.New(m.db), ids, nil, m.Log.With("component", "audit"), c.AuditRetention)
+		resolver = role.NewResolver(rstore, member.NewDirectory(mstore))
+		roles = role.NewService(rstore, resolver, ids, auditLog)
+		members = member.NewService(mstore, roles, ids, nil, member.Config{Audit: auditLog})
 		messages = messagepebble.New(m.db)
+		m.bg.Add(1)
+		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
 	}
 
 	if c.has(RoleSubscribe) {
@@ -124,7 +156,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
-		svc := message.NewService(messages, members, natsrpc.NewFanout(m.nc, m.view), ids, nil, m.Log.With("role", RoleMessage))
+		svc := message.NewService(messages, resolver, natsrpc.NewFanout(m.nc, m.view), ids, nil, m.Log.With("role", RoleMessage))
 		if m.msgSrv, err = natsrpc.Serve(m.nc, svc, m.Log.With("role", RoleMessage), natsrpc.ServerConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
@@ -141,12 +173,19 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
-		mux.Handle("/api/v1/", api.New(members, client, message.NewReader(messages, members), m.Log.With("role", RoleAPI)).Handler())
+		mux.Handle("/api/v1/", api.New(api.Services{
+			Members:  members,
+			Messages: client,
+			History:  message.NewReader(messages, resolver),
+			Roles:    roles,
+			Audit:    auditLog,
+		}, m.Log.With("role", RoleAPI)).Handler())
 	}
 	if c.has(RoleLink) {
-		m.link, err = link.Start(m.nc, members, members, client, m.Log.With("role", RoleLink), link.Config{
+		m.link, err = link.Start(m.nc, members, linkDirectory{members, resolver}, client, m.Log.With("role", RoleLink), link.Config{
 			NodeID:            c.LinkID,
 			HeartbeatInterval: c.HeartbeatInterval,
+			OriginPatterns:    c.AllowedOrigins,
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -229,6 +268,10 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.sub != nil {
 		errs = append(errs, m.sub.Shutdown(ctx))
 		m.sub = nil
+	}
+	if m.bgCancel != nil {
+		m.bgCancel()
+		m.bg.Wait()
 	}
 	if m.nc != nil {
 		_ = m.nc.Flush()

@@ -3,6 +3,7 @@ package membertest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,16 @@ func MustJoin(tb testing.TB, s member.Store, code string, u member.User, d time.
 		tb.Fatalf("JoinByInvite(%q, user %d): %v", code, u.ID, err)
 	}
 	return normMember(m)
+}
+
+// MustBan bans u from serverID at base+d, by actorID, and returns the ban.
+func MustBan(tb testing.TB, s member.Store, serverID uint64, u member.User, actorID uint64, reason string, d time.Duration) member.Ban {
+	tb.Helper()
+	b := member.Ban{ServerID: serverID, UserID: u.ID, Username: u.Username, ActorID: actorID, Reason: reason, CreatedAt: base.Add(d)}
+	if err := s.Ban(tb.Context(), b); err != nil {
+		tb.Fatalf("Ban(server %d, user %d): %v", serverID, u.ID, err)
+	}
+	return b
 }
 
 func wantKind(tb testing.TB, what string, err error, kind guildhall.Kind) {
@@ -146,6 +157,53 @@ func wantMemberIDs(tb testing.TB, s member.Store, serverID uint64, q member.Memb
 	}
 }
 
+func wantBanIDs(tb testing.TB, s member.Store, serverID, after uint64, limit int, want ...uint64) {
+	tb.Helper()
+	bans, err := s.Bans(tb.Context(), serverID, after, limit)
+	if err != nil {
+		tb.Fatalf("Bans(%d, after %d, limit %d): %v", serverID, after, limit, err)
+	}
+	got := make([]uint64, 0, len(bans))
+	for _, b := range bans {
+		if b.ServerID != serverID {
+			tb.Errorf("Bans(%d) has a ban of server %d", serverID, b.ServerID)
+		}
+		got = append(got, b.UserID)
+	}
+	if !slices.Equal(got, want) {
+		tb.Errorf("Bans(%d, after %d, limit %d) = %v, want %v", serverID, after, limit, got, want)
+	}
+}
+
+// wantNotMember checks every way a store shows a membership: the record,
+// both member orders and the user's servers. The count is the caller's to
+// check.
+func wantNotMember(tb testing.TB, s member.Store, serverID uint64, u member.User) {
+	tb.Helper()
+	_, err := s.Member(tb.Context(), serverID, u.ID)
+	wantKind(tb, fmt.Sprintf("Member(%d, %d)", serverID, u.ID), err, guildhall.NotFound)
+	for _, q := range []member.MemberQuery{{Limit: 1000}, {Limit: 1000, Prefix: strings.ToLower(u.Username)}} {
+		members, err := s.Members(tb.Context(), serverID, q)
+		if err != nil {
+			tb.Fatalf("Members(%d, %+v): %v", serverID, q, err)
+		}
+		for _, m := range members {
+			if m.UserID == u.ID {
+				tb.Errorf("Members(%d, %+v) still lists user %d", serverID, q, u.ID)
+			}
+		}
+	}
+	servers, err := s.ServersOf(tb.Context(), u.ID)
+	if err != nil {
+		tb.Fatalf("ServersOf(%d): %v", u.ID, err)
+	}
+	for _, srv := range servers {
+		if srv.ID == serverID {
+			tb.Errorf("ServersOf(%d) still lists server %d", u.ID, serverID)
+		}
+	}
+}
+
 // The norm functions make times comparable with ==: a store may hand back
 // an equal time in another location.
 
@@ -172,6 +230,11 @@ func normChannel(c member.Channel) member.Channel {
 func normMember(m member.Member) member.Member {
 	m.JoinedAt = m.JoinedAt.UTC()
 	return m
+}
+
+func normBan(b member.Ban) member.Ban {
+	b.CreatedAt = b.CreatedAt.UTC()
+	return b
 }
 
 func normInvite(i member.Invite) member.Invite {

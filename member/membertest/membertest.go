@@ -19,7 +19,15 @@
 //     DeleteToken of an unknown token are NotFound;
 //   - JoinByInvite puts m in the invite's server whatever m.ServerID says,
 //     and a user who is already a member gets their membership back even
-//     if the invite has expired or is used up.
+//     if the invite has expired or is used up;
+//   - UpdateMember changes the nickname only: username, join time and the
+//     member's place in prefix search (which stays on the username) keep;
+//   - Ban and Bans in an unknown server are NotFound; Ban needs no
+//     membership (nor a known user), and banning again neither removes nor
+//     counts anything twice;
+//   - a banned user's JoinByInvite is Forbidden and counts no use, on any
+//     invite of that server; Unban does not restore the membership, and
+//     Bans clamps its limit to at least 1.
 package membertest
 
 import (
@@ -54,6 +62,12 @@ func Run(t *testing.T, newStore func(t *testing.T) member.Store) {
 		{"InviteMaxUses", testInviteMaxUses},
 		{"InviteExpired", testInviteExpired},
 		{"InviteAlreadyMember", testInviteAlreadyMember},
+		{"SyncedChannels", testSyncedChannels},
+		{"Nicknames", testNicknames},
+		{"BanRemovesMember", testBanRemovesMember},
+		{"BanNonMember", testBanNonMember},
+		{"BansPaging", testBansPaging},
+		{"BannedCannotJoin", testBannedCannotJoin},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -703,4 +717,388 @@ func testInviteAlreadyMember(t *testing.T, s member.Store) {
 	wantEqual(t, "JoinByInvite(member, used-up invite)", normMember(again), first)
 	wantUses(t, s, inv.Code, 1)
 	wantCount(t, s, 1000, 3)
+}
+
+func testSyncedChannels(t *testing.T, s member.Store) {
+	ctx := t.Context()
+	owner := MustUser(t, s, 100, "owner")
+	srv := member.Server{ID: 1000, Name: "Guild", OwnerID: owner.ID, CreatedAt: base}
+	cat := member.Channel{ID: 1001, ServerID: srv.ID, Name: "cat", Type: member.ChannelCategory, CreatedAt: base}
+	synced := member.Channel{ID: 1002, ServerID: srv.ID, Name: "synced", ParentID: cat.ID, Position: 1, Synced: true, CreatedAt: base}
+	own := member.Channel{ID: 1003, ServerID: srv.ID, Name: "own", ParentID: cat.ID, Position: 2, CreatedAt: base}
+	ownerM := member.Member{ServerID: srv.ID, UserID: owner.ID, Username: owner.Username, JoinedAt: base}
+	if err := s.CreateServer(ctx, srv, []member.Channel{cat, synced, own}, ownerM); err != nil {
+		t.Fatalf("CreateServer: %v", err)
+	}
+	later := member.Channel{ID: 1004, ServerID: srv.ID, Name: "later", ParentID: cat.ID, Position: 3, Synced: true, CreatedAt: at(time.Minute)}
+	if err := s.CreateChannel(ctx, later); err != nil {
+		t.Fatalf("CreateChannel(synced): %v", err)
+	}
+
+	want := map[uint64]member.Channel{cat.ID: cat, synced.ID: synced, own.ID: own, later.ID: later}
+	check := func(what string) {
+		t.Helper()
+		for id, c := range want {
+			got, err := s.Channel(ctx, id)
+			if err != nil {
+				t.Fatalf("Channel(%d): %v", id, err)
+			}
+			wantEqual(t, fmt.Sprintf("%s: Channel(%d)", what, id), normChannel(got), c)
+		}
+		list, err := s.Channels(ctx, srv.ID)
+		if err != nil {
+			t.Fatalf("Channels: %v", err)
+		}
+		if len(list) != len(want) {
+			t.Fatalf("%s: Channels = %v, want %d channels", what, list, len(want))
+		}
+		for _, c := range list {
+			wantEqual(t, fmt.Sprintf("%s: Channels()[%d]", what, c.ID), normChannel(c), want[c.ID])
+		}
+	}
+	check("created")
+
+	// UpdateChannel writes synced both ways.
+	synced.Synced, own.Synced = false, true
+	for _, c := range []member.Channel{synced, own} {
+		if err := s.UpdateChannel(ctx, c); err != nil {
+			t.Fatalf("UpdateChannel(%d): %v", c.ID, err)
+		}
+		want[c.ID] = c
+	}
+	check("updated")
+}
+
+func testNicknames(t *testing.T, s member.Store) {
+	ctx := t.Context()
+	owner := MustUser(t, s, 100, "owner")
+	alice := MustUser(t, s, 101, "alice")
+	bob := MustUser(t, s, 102, "bob")
+	MustServer(t, s, 1000, owner)
+	MustServer(t, s, 2000, owner)
+	inv := MustInvite(t, s, "open", 1000, owner.ID, 0, time.Time{})
+	inv2 := MustInvite(t, s, "open2", 2000, owner.ID, 0, time.Time{})
+	joined := MustJoin(t, s, inv.Code, alice, time.Minute)
+	MustJoin(t, s, inv2.Code, alice, time.Minute)
+	MustJoin(t, s, inv.Code, bob, 2*time.Minute)
+	wantEqual(t, "Nick after joining", joined.Nick, "")
+
+	// Only the nickname changes, whatever else m says.
+	err := s.UpdateMember(ctx, member.Member{ServerID: 1000, UserID: alice.ID, Username: "zoe", Nick: "Queen Alice", JoinedAt: at(time.Hour)})
+	if err != nil {
+		t.Fatalf("UpdateMember: %v", err)
+	}
+	want := joined
+	want.Nick = "Queen Alice"
+	got, err := s.Member(ctx, 1000, alice.ID)
+	if err != nil {
+		t.Fatalf("Member: %v", err)
+	}
+	wantEqual(t, "Member(nicked)", normMember(got), want)
+	for _, q := range []member.MemberQuery{{Limit: 100}, {Limit: 100, Prefix: "al"}} {
+		members, err := s.Members(ctx, 1000, q)
+		if err != nil {
+			t.Fatalf("Members(%+v): %v", q, err)
+		}
+		i := slices.IndexFunc(members, func(m member.Member) bool { return m.UserID == alice.ID })
+		if i < 0 {
+			t.Errorf("Members(%+v) = %v, want alice in it", q, members)
+			continue
+		}
+		wantEqual(t, fmt.Sprintf("Members(%+v) alice", q), normMember(members[i]), want)
+	}
+	// Prefix search stays on the username.
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Limit: 100, Prefix: "alice"}, alice.ID)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Limit: 100, Prefix: "queen"})
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Limit: 100, Prefix: "zoe"})
+	// The nickname is per server.
+	other, err := s.Member(ctx, 2000, alice.ID)
+	if err != nil {
+		t.Fatalf("Member(other server): %v", err)
+	}
+	wantEqual(t, "Nick in the other server", other.Nick, "")
+	wantCount(t, s, 1000, 3)
+
+	// Clearing it.
+	if err := s.UpdateMember(ctx, member.Member{ServerID: 1000, UserID: alice.ID}); err != nil {
+		t.Fatalf("UpdateMember(no nick): %v", err)
+	}
+	got, err = s.Member(ctx, 1000, alice.ID)
+	if err != nil {
+		t.Fatalf("Member: %v", err)
+	}
+	wantEqual(t, "Member(nick cleared)", normMember(got), joined)
+
+	carol := MustUser(t, s, 103, "carol")
+	wantKind(t, "UpdateMember(not a member)", s.UpdateMember(ctx, member.Member{ServerID: 1000, UserID: carol.ID, Nick: "x"}), guildhall.NotFound)
+	wantKind(t, "UpdateMember(unknown server)", s.UpdateMember(ctx, member.Member{ServerID: 4242, UserID: alice.ID, Nick: "x"}), guildhall.NotFound)
+	wantKind(t, "UpdateMember(member elsewhere)", s.UpdateMember(ctx, member.Member{ServerID: 2000, UserID: bob.ID, Nick: "x"}), guildhall.NotFound)
+	_, err = s.Member(ctx, 1000, carol.ID)
+	wantKind(t, "Member(after UpdateMember of a non-member)", err, guildhall.NotFound)
+	_, err = s.Member(ctx, 2000, bob.ID)
+	wantKind(t, "Member(after UpdateMember of a member elsewhere)", err, guildhall.NotFound)
+	if err := s.RemoveMember(ctx, 1000, bob.ID); err != nil {
+		t.Fatalf("RemoveMember: %v", err)
+	}
+	wantKind(t, "UpdateMember(left)", s.UpdateMember(ctx, member.Member{ServerID: 1000, UserID: bob.ID, Nick: "x"}), guildhall.NotFound)
+	wantCount(t, s, 1000, 2)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Limit: 100}, owner.ID, alice.ID)
+
+	// A nickname does not survive leaving and joining again.
+	if err := s.UpdateMember(ctx, member.Member{ServerID: 2000, UserID: alice.ID, Nick: "Al"}); err != nil {
+		t.Fatalf("UpdateMember: %v", err)
+	}
+	if err := s.RemoveMember(ctx, 2000, alice.ID); err != nil {
+		t.Fatalf("RemoveMember: %v", err)
+	}
+	again := MustJoin(t, s, inv2.Code, alice, time.Hour)
+	wantEqual(t, "Nick after leaving and joining again", again.Nick, "")
+}
+
+func testBanRemovesMember(t *testing.T, s member.Store) {
+	ctx := t.Context()
+	owner := MustUser(t, s, 100, "owner")
+	MustServer(t, s, 1000, owner)
+	MustServer(t, s, 2000, owner)
+	inv := MustInvite(t, s, "open", 1000, owner.ID, 0, time.Time{})
+	inv2 := MustInvite(t, s, "open2", 2000, owner.ID, 0, time.Time{})
+	var users []member.User
+	for i := range 6 {
+		u := MustUser(t, s, uint64(101+i), fmt.Sprintf("user%d", i))
+		MustJoin(t, s, inv.Code, u, time.Duration(i)*time.Minute)
+		users = append(users, u)
+	}
+	target := users[2]
+	MustJoin(t, s, inv2.Code, target, time.Hour)
+	if err := s.UpdateMember(ctx, member.Member{ServerID: 1000, UserID: target.ID, Nick: "trouble"}); err != nil {
+		t.Fatalf("UpdateMember: %v", err)
+	}
+	wantCount(t, s, 1000, 7)
+	wantServersOf(t, s, target.ID, 1000, 2000)
+
+	ban := MustBan(t, s, 1000, target, owner.ID, "spam", 2*time.Hour)
+	got, err := s.BanOf(ctx, 1000, target.ID)
+	if err != nil {
+		t.Fatalf("BanOf: %v", err)
+	}
+	wantEqual(t, "BanOf", normBan(got), ban)
+	wantNotMember(t, s, 1000, target)
+	wantCount(t, s, 1000, 6)
+	wantServersOf(t, s, target.ID, 2000)
+	// Pages by ID go on past the hole, whatever the page size.
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Limit: 100}, 100, 101, 102, 104, 105, 106)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{After: 102, Limit: 1}, 104)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{After: 101, Limit: 2}, 102, 104)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{After: target.ID, Limit: 2}, 104, 105)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Prefix: "user", Limit: 100}, 101, 102, 104, 105, 106)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Prefix: "user", After: 102, Limit: 1}, 104)
+	wantKind(t, "RemoveMember(banned)", s.RemoveMember(ctx, 1000, target.ID), guildhall.NotFound)
+	wantKind(t, "UpdateMember(banned)", s.UpdateMember(ctx, member.Member{ServerID: 1000, UserID: target.ID, Nick: "x"}), guildhall.NotFound)
+	// Their membership of another server is untouched.
+	if m, err := s.Member(ctx, 2000, target.ID); err != nil || m.ServerID != 2000 {
+		t.Errorf("Member(other server) = %+v, %v; want the membership kept", m, err)
+	}
+	wantCount(t, s, 2000, 2)
+	_, err = s.BanOf(ctx, 2000, target.ID)
+	wantKind(t, "BanOf(other server)", err, guildhall.NotFound)
+
+	// Banning again replaces the record and removes nothing more.
+	again := MustBan(t, s, 1000, target, users[0].ID, "spam, again", 3*time.Hour)
+	got, err = s.BanOf(ctx, 1000, target.ID)
+	if err != nil {
+		t.Fatalf("BanOf(banned again): %v", err)
+	}
+	wantEqual(t, "BanOf(banned again)", normBan(got), again)
+	wantBanIDs(t, s, 1000, 0, 100, target.ID)
+	wantCount(t, s, 1000, 6)
+	wantServersOf(t, s, target.ID, 2000)
+
+	// Unban lifts the ban but does not restore the membership.
+	if err := s.Unban(ctx, 1000, target.ID); err != nil {
+		t.Fatalf("Unban: %v", err)
+	}
+	wantNotMember(t, s, 1000, target)
+	wantCount(t, s, 1000, 6)
+
+	// The owner is no exception to the store; protecting them is the
+	// service's rule.
+	MustBan(t, s, 2000, owner, owner.ID, "", 4*time.Hour)
+	wantNotMember(t, s, 2000, owner)
+	wantCount(t, s, 2000, 1)
+	wantServersOf(t, s, owner.ID, 1000)
+}
+
+func testBanNonMember(t *testing.T, s member.Store) {
+	ctx := t.Context()
+	owner := MustUser(t, s, 100, "owner")
+	MustServer(t, s, 1000, owner)
+	inv := MustInvite(t, s, "open", 1000, owner.ID, 0, time.Time{})
+	alice := MustUser(t, s, 101, "alice")
+	bob := MustUser(t, s, 102, "bob")
+	MustJoin(t, s, inv.Code, alice, time.Minute)
+
+	// bob never joined; a ban keeps him out all the same.
+	ban := MustBan(t, s, 1000, bob, owner.ID, "pre-emptive", time.Hour)
+	got, err := s.BanOf(ctx, 1000, bob.ID)
+	if err != nil {
+		t.Fatalf("BanOf: %v", err)
+	}
+	wantEqual(t, "BanOf(non-member)", normBan(got), ban)
+	wantCount(t, s, 1000, 2)
+	wantMemberIDs(t, s, 1000, member.MemberQuery{Limit: 100}, owner.ID, alice.ID)
+	wantServersOf(t, s, bob.ID)
+	wantServersOf(t, s, alice.ID, 1000)
+
+	// Nor does the store need to know the user.
+	ghost := member.Ban{ServerID: 1000, UserID: 999, Username: "ghost", ActorID: owner.ID, Reason: "", CreatedAt: at(2 * time.Hour)}
+	if err := s.Ban(ctx, ghost); err != nil {
+		t.Fatalf("Ban(unknown user): %v", err)
+	}
+	got, err = s.BanOf(ctx, 1000, 999)
+	if err != nil {
+		t.Fatalf("BanOf(unknown user): %v", err)
+	}
+	wantEqual(t, "BanOf(unknown user)", normBan(got), ghost)
+	wantCount(t, s, 1000, 2)
+
+	err = s.Ban(ctx, member.Ban{ServerID: 4242, UserID: alice.ID, Username: alice.Username, ActorID: owner.ID, CreatedAt: base})
+	wantKind(t, "Ban(unknown server)", err, guildhall.NotFound)
+	_, err = s.BanOf(ctx, 4242, alice.ID)
+	wantKind(t, "BanOf(rejected ban)", err, guildhall.NotFound)
+	if m, err := s.Member(ctx, 1000, alice.ID); err != nil || m.UserID != alice.ID {
+		t.Errorf("Member(alice) = %+v, %v; want her membership untouched", m, err)
+	}
+}
+
+func testBansPaging(t *testing.T, s member.Store) {
+	ctx := t.Context()
+	owner := MustUser(t, s, 5000, "owner")
+	MustServer(t, s, 1000, owner)
+	MustServer(t, s, 2000, owner)
+	const n = 25
+
+	// User IDs 1, 3, ... banned in random order, so that the store cannot
+	// get ID order from ban order; a ban elsewhere never shows up.
+	var ids []uint64
+	for i := range n {
+		ids = append(ids, uint64(1+2*i))
+	}
+	order := slices.Clone(ids)
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	bans := map[uint64]member.Ban{}
+	for i, id := range order {
+		u := MustUser(t, s, id, fmt.Sprintf("user%02d", id))
+		bans[id] = MustBan(t, s, 1000, u, owner.ID, fmt.Sprintf("reason %d", id), time.Duration(i)*time.Second)
+	}
+	other := MustBan(t, s, 2000, MustUser(t, s, 4, "elsewhere"), owner.ID, "", time.Hour)
+
+	var all []uint64
+	var after uint64
+	for page := 0; ; page++ {
+		list, err := s.Bans(ctx, 1000, after, 10)
+		if err != nil {
+			t.Fatalf("Bans(after %d): %v", after, err)
+		}
+		if want := min(10, n-len(all)); len(list) != want {
+			t.Fatalf("page %d has %d bans, want %d", page, len(list), want)
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, b := range list {
+			wantEqual(t, fmt.Sprintf("page %d: ban of %d", page, b.UserID), normBan(b), bans[b.UserID])
+			all = append(all, b.UserID)
+		}
+		after = list[len(list)-1].UserID
+	}
+	if !slices.Equal(all, ids) {
+		t.Errorf("paged ban IDs = %v\nwant %v", all, ids)
+	}
+	wantBanIDs(t, s, 2000, 0, 100, other.UserID)
+
+	// A page may start after any ID, banned or not.
+	wantBanIDs(t, s, 1000, ids[4], 3, ids[5:8]...)
+	wantBanIDs(t, s, 1000, ids[4]+1, 3, ids[5:8]...)
+	wantBanIDs(t, s, 1000, ids[n-1], 100)
+	wantBanIDs(t, s, 1000, ^uint64(0), 100)
+	for _, limit := range []int{0, -1, 1} {
+		wantBanIDs(t, s, 1000, 0, limit, ids[0])
+	}
+
+	// Unban takes one ban out of the pages.
+	if err := s.Unban(ctx, 1000, ids[5]); err != nil {
+		t.Fatalf("Unban: %v", err)
+	}
+	_, err := s.BanOf(ctx, 1000, ids[5])
+	wantKind(t, "BanOf(unbanned)", err, guildhall.NotFound)
+	wantBanIDs(t, s, 1000, ids[3], 3, ids[4], ids[6], ids[7])
+	wantBanIDs(t, s, 1000, ids[4], 1, ids[6])
+	wantKind(t, "Unban(unbanned)", s.Unban(ctx, 1000, ids[5]), guildhall.NotFound)
+	wantKind(t, "Unban(never banned)", s.Unban(ctx, 1000, owner.ID), guildhall.NotFound)
+	wantKind(t, "Unban(banned elsewhere)", s.Unban(ctx, 1000, other.UserID), guildhall.NotFound)
+	wantKind(t, "Unban(unknown server)", s.Unban(ctx, 4242, ids[0]), guildhall.NotFound)
+	_, err = s.BanOf(ctx, 1000, owner.ID)
+	wantKind(t, "BanOf(never banned)", err, guildhall.NotFound)
+	_, err = s.BanOf(ctx, 4242, ids[0])
+	wantKind(t, "BanOf(unknown server)", err, guildhall.NotFound)
+	wantBanIDs(t, s, 2000, 0, 100, other.UserID)
+
+	// A known server without bans has an empty list; an unknown one has none.
+	MustServer(t, s, 3000, owner)
+	wantBanIDs(t, s, 3000, 0, 100)
+	_, err = s.Bans(ctx, 4242, 0, 100)
+	wantKind(t, "Bans(unknown server)", err, guildhall.NotFound)
+}
+
+func testBannedCannotJoin(t *testing.T, s member.Store) {
+	ctx := t.Context()
+	owner := MustUser(t, s, 100, "owner")
+	MustServer(t, s, 1000, owner)
+	MustServer(t, s, 2000, owner)
+	inv := MustInvite(t, s, "open", 1000, owner.ID, 0, time.Time{})
+	one := MustInvite(t, s, "one", 1000, owner.ID, 1, time.Time{})
+	expired := MustInvite(t, s, "expired", 1000, owner.ID, 0, at(time.Minute))
+	inv2 := MustInvite(t, s, "open2", 2000, owner.ID, 0, time.Time{})
+	alice := MustUser(t, s, 101, "alice")
+	MustJoin(t, s, inv.Code, alice, time.Minute)
+	MustBan(t, s, 1000, alice, owner.ID, "", time.Hour)
+	wantUses(t, s, inv.Code, 1)
+	wantCount(t, s, 1000, 1)
+
+	join := func(code string, d time.Duration) (member.Member, error) {
+		return s.JoinByInvite(ctx, code, member.Member{UserID: alice.ID, Username: alice.Username, JoinedAt: at(d)})
+	}
+	for _, code := range []string{inv.Code, one.Code, expired.Code} {
+		_, err := join(code, 2*time.Hour)
+		wantKind(t, fmt.Sprintf("JoinByInvite(%s, banned)", code), err, guildhall.Forbidden)
+	}
+	wantUses(t, s, inv.Code, 1)
+	wantUses(t, s, one.Code, 0)
+	wantUses(t, s, expired.Code, 0)
+	wantCount(t, s, 1000, 1)
+	wantNotMember(t, s, 1000, alice)
+	_, err := join("nope", 2*time.Hour)
+	wantKind(t, "JoinByInvite(unknown code, banned)", err, guildhall.NotFound)
+
+	// The ban is for one server only.
+	MustJoin(t, s, inv2.Code, alice, 3*time.Hour)
+	wantServersOf(t, s, alice.ID, 2000)
+
+	if err := s.Unban(ctx, 1000, alice.ID); err != nil {
+		t.Fatalf("Unban: %v", err)
+	}
+	_, err = s.BanOf(ctx, 1000, alice.ID)
+	wantKind(t, "BanOf(unbanned)", err, guildhall.NotFound)
+	m, err := join(one.Code, 4*time.Hour)
+	if err != nil {
+		t.Fatalf("JoinByInvite(unbanned): %v", err)
+	}
+	wantEqual(t, "JoinByInvite(unbanned)", normMember(m), member.Member{ServerID: 1000, UserID: alice.ID, Username: alice.Username, JoinedAt: at(4 * time.Hour)})
+	wantUses(t, s, one.Code, 1)
+	wantCount(t, s, 1000, 2)
+	wantServersOf(t, s, alice.ID, 1000, 2000)
+	// Expiry still applies once the ban is gone.
+	bob := MustUser(t, s, 102, "bob")
+	_, err = s.JoinByInvite(ctx, expired.Code, member.Member{UserID: bob.ID, Username: bob.Username, JoinedAt: at(5 * time.Hour)})
+	wantKind(t, "JoinByInvite(expired)", err, guildhall.Forbidden)
 }

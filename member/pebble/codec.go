@@ -22,10 +22,19 @@ const (
 	pMemberName  = "m/sn/"
 	pMemberCount = "m/mc/"
 	pInvite      = "m/i/"
+	pBan         = "m/b/"
 )
 
-// recordV1 is the first byte of every record this package writes.
-const recordV1 = 1
+// Record format versions: the first byte of every record. Each record type
+// is written in its newest version and read in every version it was ever
+// written in; a version a record type never had is corrupt.
+const (
+	// recordV1 is the first format of every record type.
+	recordV1 = 1
+	// recordV2 adds a field at the end: channels gained synced, members
+	// gained nick. Version 1 records read as not synced and no nick.
+	recordV2 = 2
+)
 
 var errCorrupt = errors.New("corrupt record")
 
@@ -90,7 +99,8 @@ func lastID(k []byte) uint64 {
 // encoder builds a record.
 type encoder struct{ b []byte }
 
-func newEncoder() *encoder { return &encoder{b: []byte{recordV1}} }
+// newEncoder starts a record in format version.
+func newEncoder(version byte) *encoder { return &encoder{b: []byte{version}} }
 
 func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
@@ -98,6 +108,13 @@ func (e *encoder) str(s string)  { e.uint(uint64(len(s))); e.b = append(e.b, s..
 func (e *encoder) bytes(p []byte) {
 	e.uint(uint64(len(p)))
 	e.b = append(e.b, p...)
+}
+func (e *encoder) bool(v bool) {
+	if v {
+		e.uint(1)
+	} else {
+		e.uint(0)
+	}
 }
 func (e *encoder) time(t time.Time) {
 	e.int(t.Unix())
@@ -108,15 +125,18 @@ func (e *encoder) time(t time.Time) {
 // read return zero and done return errCorrupt. What it returns never
 // aliases its input, which Pebble may reuse.
 type decoder struct {
-	b   []byte
-	bad bool
+	b       []byte
+	bad     bool
+	version byte // the record's format version
 }
 
-func newDecoder(b []byte) *decoder {
-	if len(b) == 0 || b[0] != recordV1 {
+// newDecoder starts reading a record whose type was written in versions 1
+// to newest.
+func newDecoder(b []byte, newest byte) *decoder {
+	if len(b) == 0 || b[0] < recordV1 || b[0] > newest {
 		return &decoder{bad: true}
 	}
-	return &decoder{b: b[1:]}
+	return &decoder{b: b[1:], version: b[0]}
 }
 
 func (d *decoder) uint() uint64 {
@@ -150,6 +170,17 @@ func (d *decoder) raw() []byte {
 	return p
 }
 
+func (d *decoder) bool() bool {
+	switch d.uint() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
 func (d *decoder) str() string   { return string(d.raw()) }
 func (d *decoder) bytes() []byte { return append([]byte(nil), d.raw()...) }
 
@@ -173,7 +204,7 @@ func (d *decoder) done() error {
 }
 
 func encodeUser(u member.User, passwordHash []byte) []byte {
-	e := newEncoder()
+	e := newEncoder(recordV1)
 	e.str(u.Username)
 	e.time(u.CreatedAt)
 	e.bytes(passwordHash)
@@ -188,14 +219,14 @@ type userRecord struct {
 
 func decodeUser(id uint64) func([]byte) (userRecord, error) {
 	return func(v []byte) (userRecord, error) {
-		d := newDecoder(v)
+		d := newDecoder(v, recordV1)
 		r := userRecord{user: member.User{ID: id, Username: d.str(), CreatedAt: d.time()}, passwordHash: d.bytes()}
 		return r, d.done()
 	}
 }
 
 func encodeToken(t member.Token) []byte {
-	e := newEncoder()
+	e := newEncoder(recordV1)
 	e.uint(t.UserID)
 	e.time(t.CreatedAt)
 	e.time(t.ExpiresAt)
@@ -204,14 +235,14 @@ func encodeToken(t member.Token) []byte {
 
 func decodeToken(hash [32]byte) func([]byte) (member.Token, error) {
 	return func(v []byte) (member.Token, error) {
-		d := newDecoder(v)
+		d := newDecoder(v, recordV1)
 		t := member.Token{Hash: hash, UserID: d.uint(), CreatedAt: d.time(), ExpiresAt: d.time()}
 		return t, d.done()
 	}
 }
 
 func encodeServer(s member.Server) []byte {
-	e := newEncoder()
+	e := newEncoder(recordV1)
 	e.str(s.Name)
 	e.uint(s.OwnerID)
 	e.time(s.CreatedAt)
@@ -220,32 +251,38 @@ func encodeServer(s member.Server) []byte {
 
 func decodeServer(id uint64) func([]byte) (member.Server, error) {
 	return func(v []byte) (member.Server, error) {
-		d := newDecoder(v)
+		d := newDecoder(v, recordV1)
 		s := member.Server{ID: id, Name: d.str(), OwnerID: d.uint(), CreatedAt: d.time()}
 		return s, d.done()
 	}
 }
 
+// encodeChannel writes a channel record in version 2: version 1 followed
+// by synced.
 func encodeChannel(c member.Channel) []byte {
-	e := newEncoder()
+	e := newEncoder(recordV2)
 	e.uint(c.ServerID)
 	e.str(c.Name)
 	e.uint(uint64(c.Type))
 	e.int(int64(c.Position))
 	e.uint(c.ParentID)
 	e.time(c.CreatedAt)
+	e.bool(c.Synced)
 	return e.b
 }
 
 func decodeChannel(id uint64) func([]byte) (member.Channel, error) {
 	return func(v []byte) (member.Channel, error) {
-		d := newDecoder(v)
+		d := newDecoder(v, recordV2)
 		c := member.Channel{ID: id, ServerID: d.uint(), Name: d.str()}
 		typ := d.uint()
 		c.Type = member.ChannelType(typ)
 		c.Position = int(d.int())
 		c.ParentID = d.uint()
 		c.CreatedAt = d.time()
+		if d.version >= recordV2 {
+			c.Synced = d.bool()
+		}
 		if typ > 0xff {
 			d.fail()
 		}
@@ -253,23 +290,46 @@ func decodeChannel(id uint64) func([]byte) (member.Channel, error) {
 	}
 }
 
+// encodeMember writes a member record in version 2: version 1 followed by
+// nick.
 func encodeMember(m member.Member) []byte {
-	e := newEncoder()
+	e := newEncoder(recordV2)
 	e.str(m.Username)
 	e.time(m.JoinedAt)
+	e.str(m.Nick)
 	return e.b
 }
 
 func decodeMember(serverID, userID uint64) func([]byte) (member.Member, error) {
 	return func(v []byte) (member.Member, error) {
-		d := newDecoder(v)
+		d := newDecoder(v, recordV2)
 		m := member.Member{ServerID: serverID, UserID: userID, Username: d.str(), JoinedAt: d.time()}
+		if d.version >= recordV2 {
+			m.Nick = d.str()
+		}
 		return m, d.done()
 	}
 }
 
+func encodeBan(b member.Ban) []byte {
+	e := newEncoder(recordV1)
+	e.str(b.Username)
+	e.uint(b.ActorID)
+	e.str(b.Reason)
+	e.time(b.CreatedAt)
+	return e.b
+}
+
+func decodeBan(serverID, userID uint64) func([]byte) (member.Ban, error) {
+	return func(v []byte) (member.Ban, error) {
+		d := newDecoder(v, recordV1)
+		b := member.Ban{ServerID: serverID, UserID: userID, Username: d.str(), ActorID: d.uint(), Reason: d.str(), CreatedAt: d.time()}
+		return b, d.done()
+	}
+}
+
 func encodeInvite(inv member.Invite) []byte {
-	e := newEncoder()
+	e := newEncoder(recordV1)
 	e.uint(inv.ServerID)
 	e.uint(inv.CreatorID)
 	e.int(int64(inv.MaxUses))
@@ -281,7 +341,7 @@ func encodeInvite(inv member.Invite) []byte {
 
 func decodeInvite(code string) func([]byte) (member.Invite, error) {
 	return func(v []byte) (member.Invite, error) {
-		d := newDecoder(v)
+		d := newDecoder(v, recordV1)
 		inv := member.Invite{Code: code, ServerID: d.uint(), CreatorID: d.uint(), MaxUses: int(d.int()), Uses: int(d.int())}
 		inv.ExpiresAt = d.time()
 		inv.CreatedAt = d.time()

@@ -14,7 +14,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 )
 
-// maxPage caps a member page whatever the caller asked for.
+// maxPage caps a member or ban page whatever the caller asked for.
 const maxPage = 1000
 
 // Store is a member.Store on a Pebble database.
@@ -281,7 +281,7 @@ func (s *Store) Channels(_ context.Context, serverID uint64) ([]member.Channel, 
 }
 
 // UpdateChannel implements member.Store. It replaces the name, type,
-// position and parent; the server and creation time stay as stored.
+// position, parent and synced; the server and creation time stay as stored.
 func (s *Store) UpdateChannel(_ context.Context, c member.Channel) error {
 	const op = "member/pebble.UpdateChannel"
 	s.mu.Lock()
@@ -438,17 +438,125 @@ func (s *Store) RemoveMember(_ context.Context, serverID, userID uint64) error {
 	if !ok {
 		return guildhall.E(op, guildhall.NotFound, "unknown member")
 	}
-	n, _, err := get(s.db, key(pMemberCount, serverID), decodeCount)
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := s.dropMember(b, m); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	return guildhall.Wrap(op, b.Commit(pebbledb.Sync))
+}
+
+// UpdateMember implements member.Store. Only the nickname changes; the
+// username (and so the member's place in prefix search) and the join time
+// stay as stored.
+func (s *Store) UpdateMember(_ context.Context, m member.Member) error {
+	const op = "member/pebble.UpdateMember"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok, err := get(s.db, key(pMember, m.ServerID, m.UserID), decodeMember(m.ServerID, m.UserID))
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	if !ok {
+		return guildhall.E(op, guildhall.NotFound, "unknown member")
+	}
+	old.Nick = m.Nick
+	b := s.db.NewBatch()
+	defer b.Close()
+	putMember(b, old)
+	return guildhall.Wrap(op, b.Commit(pebbledb.Sync))
+}
+
+// Ban implements member.Store. An unknown server is NotFound; the user is
+// not looked up, so a user who never joined (or does not exist) can be
+// banned. If the user is a member, the membership goes exactly as with
+// RemoveMember, in the same batch as the ban record; that includes the
+// owner, whose protection is the service's rule.
+func (s *Store) Ban(_ context.Context, ban member.Ban) error {
+	const op = "member/pebble.Ban"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok, err := has(s.db, key(pServer, ban.ServerID)); err != nil {
+		return guildhall.Wrap(op, err)
+	} else if !ok {
+		return guildhall.E(op, guildhall.NotFound, "unknown server")
+	}
+	m, isMember, err := get(s.db, key(pMember, ban.ServerID, ban.UserID), decodeMember(ban.ServerID, ban.UserID))
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	del(b, key(pMember, serverID, userID))
-	del(b, memberNameKey(serverID, m.Username, userID))
-	del(b, key(pUserServer, userID, serverID))
-	set(b, key(pMemberCount, serverID), encodeCount(max(n, 1)-1))
+	set(b, key(pBan, ban.ServerID, ban.UserID), encodeBan(ban))
+	if isMember {
+		if err := s.dropMember(b, m); err != nil {
+			return guildhall.Wrap(op, err)
+		}
+	}
 	return guildhall.Wrap(op, b.Commit(pebbledb.Sync))
+}
+
+// Unban implements member.Store. It only deletes the ban record: the user
+// is not made a member again.
+func (s *Store) Unban(_ context.Context, serverID, userID uint64) error {
+	const op = "member/pebble.Unban"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key(pBan, serverID, userID)
+	if ok, err := has(s.db, k); err != nil {
+		return guildhall.Wrap(op, err)
+	} else if !ok {
+		return guildhall.E(op, guildhall.NotFound, "unknown ban")
+	}
+	return guildhall.Wrap(op, s.db.Delete(k, pebbledb.Sync))
+}
+
+// BanOf implements member.Store.
+func (s *Store) BanOf(_ context.Context, serverID, userID uint64) (member.Ban, error) {
+	const op = "member/pebble.BanOf"
+	ban, ok, err := get(s.db, key(pBan, serverID, userID), decodeBan(serverID, userID))
+	if err != nil {
+		return member.Ban{}, guildhall.Wrap(op, err)
+	}
+	if !ok {
+		return member.Ban{}, guildhall.E(op, guildhall.NotFound, "unknown ban")
+	}
+	return ban, nil
+}
+
+// Bans implements member.Store. An unknown server is NotFound. Limit is
+// clamped to 1..1000.
+func (s *Store) Bans(_ context.Context, serverID, after uint64, limit int) ([]member.Ban, error) {
+	const op = "member/pebble.Bans"
+	limit = min(max(limit, 1), maxPage)
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	if ok, err := has(snap, key(pServer, serverID)); err != nil {
+		return nil, guildhall.Wrap(op, err)
+	} else if !ok {
+		return nil, guildhall.E(op, guildhall.NotFound, "unknown server")
+	}
+	if after == math.MaxUint64 {
+		return []member.Ban{}, nil
+	}
+	lower := key(pBan, serverID)
+	var start []byte
+	if after != 0 {
+		start = key(pBan, serverID, after+1)
+	}
+	bans := make([]member.Ban, 0, min(limit, 100))
+	err := scan(snap, lower, prefixEnd(lower), start, func(k, v []byte) (bool, error) {
+		ban, err := decodeBan(serverID, lastID(k))(v)
+		if err != nil {
+			return false, err
+		}
+		bans = append(bans, ban)
+		return len(bans) < limit, nil
+	})
+	if err != nil {
+		return nil, guildhall.Wrap(op, err)
+	}
+	return bans, nil
 }
 
 // CreateInvite implements member.Store. An unknown server is NotFound; a
@@ -485,7 +593,9 @@ func (s *Store) Invite(_ context.Context, code string) (member.Invite, error) {
 }
 
 // JoinByInvite implements member.Store. m joins the invite's server
-// whatever m.ServerID says. A user who is already a member gets their
+// whatever m.ServerID says. A banned user is refused before anything else
+// is looked at, so the ban wins even over an existing membership (which
+// Ban never leaves behind). A user who is already a member gets their
 // membership back even if the invite has expired or is used up.
 func (s *Store) JoinByInvite(_ context.Context, code string, m member.Member) (member.Member, error) {
 	const op = "member/pebble.JoinByInvite"
@@ -505,6 +615,11 @@ func (s *Store) JoinByInvite(_ context.Context, code string, m member.Member) (m
 	}
 	if !ok {
 		return member.Member{}, guildhall.E(op, guildhall.NotFound, "unknown server")
+	}
+	if banned, err := has(s.db, key(pBan, m.ServerID, m.UserID)); err != nil {
+		return member.Member{}, guildhall.Wrap(op, err)
+	} else if banned {
+		return member.Member{}, guildhall.E(op, guildhall.Forbidden, "you are banned from this server")
 	}
 	old, ok, err := get(s.db, key(pMember, m.ServerID, m.UserID), decodeMember(m.ServerID, m.UserID))
 	if err != nil {
@@ -541,6 +656,20 @@ func putMember(b *pebbledb.Batch, m member.Member) {
 	set(b, key(pMember, m.ServerID, m.UserID), v)
 	set(b, memberNameKey(m.ServerID, m.Username, m.UserID), v)
 	set(b, key(pUserServer, m.UserID, m.ServerID), nil)
+}
+
+// dropMember adds to b the removal of m's membership, its indexes and its
+// place in the member count. The caller holds s.mu.
+func (s *Store) dropMember(b *pebbledb.Batch, m member.Member) error {
+	n, _, err := get(s.db, key(pMemberCount, m.ServerID), decodeCount)
+	if err != nil {
+		return err
+	}
+	del(b, key(pMember, m.ServerID, m.UserID))
+	del(b, memberNameKey(m.ServerID, m.Username, m.UserID))
+	del(b, key(pUserServer, m.UserID, m.ServerID))
+	set(b, key(pMemberCount, m.ServerID), encodeCount(max(n, 1)-1))
+	return nil
 }
 
 // serverChannels is a server's channels in ID order.

@@ -25,6 +25,8 @@ import (
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
+	"github.com/guildhall/guildhall/role"
+	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 )
 
@@ -57,13 +59,16 @@ func newEnv(t *testing.T, pub publisher) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := member.NewService(memberpebble.New(db), ids, nil, member.Config{
+	mstore := memberpebble.New(db)
+	rstore := rolepebble.New(db)
+	res := role.NewResolver(rstore, member.NewDirectory(mstore))
+	members := member.NewService(mstore, role.NewService(rstore, res, ids, nil), ids, nil, member.Config{
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
 	store := messagepebble.New(db)
 	e := &env{
 		ns:      ns,
-		svc:     message.NewService(store, members, pub(bustest.MustConnect(t, ns)), ids, nil, nil),
+		svc:     message.NewService(store, res, pub(bustest.MustConnect(t, ns)), ids, nil, nil),
 		members: members,
 		store:   store,
 		srvConn: bustest.MustConnect(t, ns),
