@@ -110,7 +110,7 @@ func roundTrip[T comparable](t *testing.T, what string, want T, v []byte, decode
 // An existing data dir holds only version 1 channels and members; the new
 // build reads them, searches them and rewrites them as version 2.
 func TestOldDataDir(t *testing.T) {
-	db, err := pebbledb.Open("", &pebbledb.Options{FS: vfs.NewMem()})
+	db, err := pebbledb.Open("", &pebbledb.Options{FS: vfs.NewMem(), Logger: noInfo{pebbledb.DefaultLogger}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +178,11 @@ func TestOldDataDir(t *testing.T) {
 		t.Errorf("Members(ali) after ban = %+v, %v", ms, err)
 	}
 }
+
+// noInfo drops Pebble's informational messages (WAL recovery, ...).
+type noInfo struct{ pebbledb.Logger }
+
+func (noInfo) Infof(string, ...any) {}
 
 // The decoders read what is on disk; any bytes give a record or an error,
 // never a panic, and a record that decodes encodes back to itself.

@@ -2,6 +2,7 @@ package pebble_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +74,15 @@ func TestReopen(t *testing.T) {
 	if err := s.CreateToken(t.Context(), tok); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.UpdateMember(t.Context(), member.Member{ServerID: 1000, UserID: bob.ID, Nick: "Bobby"}); err != nil {
+		t.Fatal(err)
+	}
+	synced := member.Channel{ID: 1003, ServerID: 1000, Name: "synced", ParentID: 1001, Synced: true, CreatedAt: base}
+	if err := s.CreateChannel(t.Context(), synced); err != nil {
+		t.Fatal(err)
+	}
+	carol := membertest.MustUser(t, s, 103, "carol")
+	membertest.MustBan(t, s, 1000, carol, alice.ID, "spam", time.Hour)
 	if err := db.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -86,8 +96,21 @@ func TestReopen(t *testing.T) {
 	if got, err := s.Token(ctx, tok.Hash); err != nil || got.UserID != alice.ID || !got.ExpiresAt.Equal(tok.ExpiresAt) {
 		t.Errorf("Token after reopen = %+v, %v", got, err)
 	}
-	if cs, err := s.Channels(ctx, 1000); err != nil || len(cs) != 2 {
+	if cs, err := s.Channels(ctx, 1000); err != nil || len(cs) != 3 {
 		t.Errorf("Channels after reopen = %v, %v", cs, err)
+	}
+	if c, err := s.Channel(ctx, synced.ID); err != nil || !c.Synced {
+		t.Errorf("Channel(synced) after reopen = %+v, %v", c, err)
+	}
+	if m, err := s.Member(ctx, 1000, bob.ID); err != nil || m.Nick != "Bobby" {
+		t.Errorf("Member(bob) after reopen = %+v, %v", m, err)
+	}
+	if b, err := s.BanOf(ctx, 1000, carol.ID); err != nil || b.Reason != "spam" || b.ActorID != alice.ID {
+		t.Errorf("BanOf(carol) after reopen = %+v, %v", b, err)
+	}
+	_, err = s.JoinByInvite(ctx, inv.Code, member.Member{UserID: carol.ID, Username: carol.Username, JoinedAt: base.Add(2 * time.Hour)})
+	if guildhall.KindOf(err) != guildhall.Forbidden {
+		t.Errorf("JoinByInvite(banned) after reopen = %v, want forbidden", err)
 	}
 	if n, err := s.MemberCount(ctx, 1000); err != nil || n != 2 {
 		t.Errorf("MemberCount after reopen = %d, %v", n, err)
@@ -101,7 +124,7 @@ func TestReopen(t *testing.T) {
 	if got, err := s.Invite(ctx, inv.Code); err != nil || got.Uses != 1 {
 		t.Errorf("Invite after reopen = %+v, %v", got, err)
 	}
-	err = s.CreateUser(ctx, member.User{ID: 103, Username: "BOB", CreatedAt: base}, nil)
+	err = s.CreateUser(ctx, member.User{ID: 104, Username: "BOB", CreatedAt: base}, nil)
 	if guildhall.KindOf(err) != guildhall.Conflict {
 		t.Errorf("CreateUser(BOB) after reopen = %v, want conflict", err)
 	}
@@ -195,6 +218,47 @@ func TestDeleteCategoryFreesChildren(t *testing.T) {
 	list, err := s.Channels(ctx, 1000)
 	if err != nil || len(list) != 1 || list[0].ParentID != 0 {
 		t.Errorf("Channels = %+v, %v; want the child without parent", list, err)
+	}
+}
+
+// A join racing a ban of the same user ends with the user banned and not a
+// member, whichever runs first, and the count agrees.
+func TestJoinRacesBan(t *testing.T) {
+	s := pebble.New(mustOpen(t, t.TempDir()))
+	ctx := t.Context()
+	owner := membertest.MustUser(t, s, 100, "owner")
+	membertest.MustServer(t, s, 1000, owner)
+	inv := membertest.MustInvite(t, s, "open", 1000, owner.ID, 0, time.Time{})
+	const n = 20
+	var users []member.User
+	for i := range n {
+		users = append(users, membertest.MustUser(t, s, uint64(200+i), fmt.Sprintf("user%d", i)))
+	}
+	var wg sync.WaitGroup
+	for _, u := range users {
+		wg.Go(func() {
+			_, err := s.JoinByInvite(ctx, inv.Code, member.Member{UserID: u.ID, Username: u.Username, JoinedAt: base})
+			if err != nil && guildhall.KindOf(err) != guildhall.Forbidden {
+				t.Errorf("JoinByInvite(%d): %v", u.ID, err)
+			}
+		})
+		wg.Go(func() {
+			if err := s.Ban(ctx, member.Ban{ServerID: 1000, UserID: u.ID, Username: u.Username, ActorID: owner.ID, CreatedAt: base}); err != nil {
+				t.Errorf("Ban(%d): %v", u.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, u := range users {
+		if _, err := s.Member(ctx, 1000, u.ID); guildhall.KindOf(err) != guildhall.NotFound {
+			t.Errorf("Member(%d) after join and ban: %v, want not found", u.ID, err)
+		}
+	}
+	if n, err := s.MemberCount(ctx, 1000); err != nil || n != 1 {
+		t.Errorf("MemberCount = %d, %v; want only the owner", n, err)
+	}
+	if bans, err := s.Bans(ctx, 1000, 0, 100); err != nil || len(bans) != n {
+		t.Errorf("Bans = %d bans, %v; want %d", len(bans), err, n)
 	}
 }
 
