@@ -65,7 +65,7 @@ func newEnv(t *testing.T) *env {
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
 	store := messagepebble.New(db)
-	svc := message.NewService(store, res, natsrpc.NewFanout(bustest.MustConnect(t, ns), noNodes{}), ids, nil, nil)
+	svc := message.NewService(store, res, natsrpc.NewFanout(bustest.MustConnect(t, ns), noNodes{}, nil), ids, nil, nil)
 	rpc, err := natsrpc.Serve(bustest.MustConnect(t, ns), svc, nil, natsrpc.ServerConfig{})
 	if err != nil {
 		t.Fatal(err)

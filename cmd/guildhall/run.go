@@ -129,6 +129,7 @@ func (m *Main) Run(ctx context.Context) error {
 		members  *member.Service
 		messages message.Store
 		resolver *role.Resolver
+		rstore   role.Store
 		roles    *role.Service
 		auditLog *audit.Log
 	)
@@ -137,7 +138,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open store in %s: %w (is another guildhall using this --data-dir?)", c.DataDir, err)
 		}
-		mstore, rstore := memberpebble.New(m.db), rolepebble.New(m.db)
+		mstore := memberpebble.New(m.db)
+		rstore = rolepebble.New(m.db)
 		auditLog = audit.NewLog(auditpebble.New(m.db), ids, nil, m.Log.With("component", "audit"), c.AuditRetention)
 		resolver = role.NewResolver(rstore, member.NewDirectory(mstore))
 		roles = role.NewService(rstore, resolver, ids, auditLog)
@@ -156,7 +158,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
-		svc := message.NewService(messages, resolver, natsrpc.NewFanout(m.nc, m.view), ids, nil, m.Log.With("role", RoleMessage))
+		svc := message.NewService(messages, resolver, natsrpc.NewFanout(m.nc, m.view, rstore), ids, nil, m.Log.With("role", RoleMessage))
 		if m.msgSrv, err = natsrpc.Serve(m.nc, svc, m.Log.With("role", RoleMessage), natsrpc.ServerConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}

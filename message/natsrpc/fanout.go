@@ -17,16 +17,27 @@ type Router interface {
 	Nodes(channelID uint64) []string
 }
 
-// Fanout publishes each event once to every link node that follows its
-// channel: the cost grows with the number of interested nodes, never with
-// the number of members.
-type Fanout struct {
-	nc     *nats.Conn
-	router Router
+// Versions tells a server's permission version (role.Store).
+type Versions interface {
+	Version(ctx context.Context, serverID uint64) (uint64, error)
 }
 
-// NewFanout returns a Fanout publishing on nc.
-func NewFanout(nc *nats.Conn, router Router) *Fanout { return &Fanout{nc: nc, router: router} }
+// Fanout publishes each event once to every link node that follows its
+// channel: the cost grows with the number of interested nodes, never with
+// the number of members. Each event carries its server's permission
+// version, so link nodes re-check access after a permission change before
+// they deliver.
+type Fanout struct {
+	nc       *nats.Conn
+	router   Router
+	versions Versions
+}
+
+// NewFanout returns a Fanout publishing on nc. versions may be nil, then
+// events carry no version and link nodes never re-check.
+func NewFanout(nc *nats.Conn, router Router, versions Versions) *Fanout {
+	return &Fanout{nc: nc, router: router, versions: versions}
+}
 
 var _ message.Publisher = (*Fanout)(nil)
 
@@ -36,7 +47,15 @@ func (f *Fanout) Publish(ctx context.Context, ev message.Event) error {
 	if len(nodes) == 0 {
 		return nil
 	}
-	data, err := proto.Marshal(&pb.Delivery{Events: []*pb.Event{EventToProto(ev)}})
+	d := &pb.Delivery{Events: []*pb.Event{EventToProto(ev)}}
+	if f.versions != nil {
+		v, err := f.versions.Version(ctx, ev.Message.ServerID)
+		if err != nil {
+			return guildhall.Wrap("message.Fanout", err)
+		}
+		d.PermVersions = []uint64{v}
+	}
+	data, err := proto.Marshal(d)
 	if err != nil {
 		return guildhall.Wrap("message.Fanout", err)
 	}

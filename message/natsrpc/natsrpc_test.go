@@ -683,11 +683,11 @@ func TestFanout(t *testing.T) {
 	ev := message.Event{Kind: message.Created, Message: message.Message{
 		ID: 1001, ChannelID: 77, ServerID: 66, AuthorID: 55, Content: "fan me out", Seq: 9, Nonce: "n", CreatedAt: created,
 	}}
-	if err := natsrpc.NewFanout(pubConn, listed).Publish(ctx, ev); err != nil {
+	if err := natsrpc.NewFanout(pubConn, listed, nil).Publish(ctx, ev); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
 	quiet := message.Event{Kind: message.Created, Message: message.Message{ID: 1002, ChannelID: 78, Content: "nobody listens"}}
-	if err := natsrpc.NewFanout(pubConn, nobody).Publish(ctx, quiet); err != nil {
+	if err := natsrpc.NewFanout(pubConn, nobody, nil).Publish(ctx, quiet); err != nil {
 		t.Fatalf("Publish to no node: %v", err)
 	}
 	if !slices.Equal(listed.asked, []uint64{77}) || !slices.Equal(nobody.asked, []uint64{78}) {
@@ -697,7 +697,7 @@ func TestFanout(t *testing.T) {
 	// came before it has arrived once it has.
 	const sentinel = 999_999
 	end := message.Event{Kind: message.Deleted, Message: message.Message{ID: sentinel, ChannelID: 1}}
-	if err := natsrpc.NewFanout(pubConn, &router{nodes: nodes}).Publish(ctx, end); err != nil {
+	if err := natsrpc.NewFanout(pubConn, &router{nodes: nodes}, nil).Publish(ctx, end); err != nil {
 		t.Fatal(err)
 	}
 
@@ -728,7 +728,7 @@ func TestFanout(t *testing.T) {
 // follows its channel as a MessageCreate event.
 func TestFanoutFromService(t *testing.T) {
 	e := newEnv(t, func(nc *nats.Conn) message.Publisher {
-		return natsrpc.NewFanout(nc, &router{nodes: []string{"node-1"}})
+		return natsrpc.NewFanout(nc, &router{nodes: []string{"node-1"}}, nil)
 	})
 	nodeConn := bustest.MustConnect(t, e.ns)
 	sub, err := nodeConn.SubscribeSync(bus.LinkDeliver("node-1"))

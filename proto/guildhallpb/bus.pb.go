@@ -307,8 +307,13 @@ func (x *RouteTable) GetRemovedNodes() []string {
 // Delivery is the one bus message a link node gets for events of channels
 // its sessions follow.
 type Delivery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// perm_versions[i] is the permission version of events[i]'s server when
+	// the event was published (0 if unknown). A link node re-checks a
+	// session's access to the channel before delivering an event whose
+	// version is newer than the one the session was last checked at.
+	PermVersions  []uint64 `protobuf:"varint,2,rep,packed,name=perm_versions,json=permVersions,proto3" json:"perm_versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +351,13 @@ func (*Delivery) Descriptor() ([]byte, []int) {
 func (x *Delivery) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+func (x *Delivery) GetPermVersions() []uint64 {
+	if x != nil {
+		return x.PermVersions
 	}
 	return nil
 }
@@ -624,9 +636,10 @@ const file_bus_proto_rawDesc = "" +
 	"\n" +
 	"RouteTable\x12+\n" +
 	"\x06routes\x18\x01 \x03(\v2\x13.guildhall.v1.RouteR\x06routes\x12#\n" +
-	"\rremoved_nodes\x18\x02 \x03(\tR\fremovedNodes\"7\n" +
+	"\rremoved_nodes\x18\x02 \x03(\tR\fremovedNodes\"\\\n" +
 	"\bDelivery\x12+\n" +
-	"\x06events\x18\x01 \x03(\v2\x13.guildhall.v1.EventR\x06events\"~\n" +
+	"\x06events\x18\x01 \x03(\v2\x13.guildhall.v1.EventR\x06events\x12#\n" +
+	"\rperm_versions\x18\x02 \x03(\x04R\fpermVersions\"~\n" +
 	"\x12SendMessageRequest\x12\x19\n" +
 	"\bactor_id\x18\x01 \x01(\x04R\aactorId\x12\x1d\n" +
 	"\n" +
