@@ -12,17 +12,17 @@ import (
 // Close codes of the gateway, documented in docs/gateway.md. Codes below
 // 4000 are the standard WebSocket ones.
 const (
-	CloseUnknownError       websocket.StatusCode = 4000 // something went wrong on our side; reconnect
-	CloseUnknownFrame       websocket.StatusCode = 4001 // a frame the server does not accept here
-	CloseDecodeError        websocket.StatusCode = 4002 // a frame that does not decode
-	CloseNotAuthenticated   websocket.StatusCode = 4003 // a frame other than identify before identify
-	CloseAuthFailed         websocket.StatusCode = 4004 // the token is invalid, expired or revoked
-	CloseAlreadyIdentified  websocket.StatusCode = 4005 // identify sent twice
-	CloseRateLimited        websocket.StatusCode = 4008 // too many frames
-	CloseSessionTimeout     websocket.StatusCode = 4009 // no heartbeat (or identify) in time
-	CloseSlowConsumer       websocket.StatusCode = 4010 // the client did not read its events fast enough
-	CloseServiceRestart                          = websocket.StatusServiceRestart
-	CloseMessageTooBig                           = websocket.StatusMessageTooBig
+	CloseUnknownError      websocket.StatusCode = 4000 // something went wrong on our side; reconnect
+	CloseUnknownFrame      websocket.StatusCode = 4001 // a frame the server does not accept here
+	CloseDecodeError       websocket.StatusCode = 4002 // a frame that does not decode
+	CloseNotAuthenticated  websocket.StatusCode = 4003 // a frame other than identify before identify
+	CloseAuthFailed        websocket.StatusCode = 4004 // the token is invalid, expired or revoked
+	CloseAlreadyIdentified websocket.StatusCode = 4005 // identify sent twice
+	CloseRateLimited       websocket.StatusCode = 4008 // too many frames
+	CloseSessionTimeout    websocket.StatusCode = 4009 // no heartbeat (or identify) in time
+	CloseSlowConsumer      websocket.StatusCode = 4010 // the client did not read its events fast enough
+	CloseServiceRestart                         = websocket.StatusServiceRestart
+	CloseMessageTooBig                          = websocket.StatusMessageTooBig
 )
 
 // codec encodes frames in one of the two gateway encodings.

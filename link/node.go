@@ -102,6 +102,10 @@ type Node struct {
 	dirty   map[uint64]struct{} // channels whose count changed since the last heartbeat
 	flushed chan struct{}       // closed once the dirty channels reached the subscription service
 	wake    chan struct{}
+	snapNow chan struct{} // the subscription service asked for a snapshot
+
+	hbCancel context.CancelFunc // stops the heartbeat loop
+	hbDone   chan struct{}      // closed when it stopped
 
 	sessMu   sync.Mutex
 	sessions map[*session]struct{}
@@ -126,6 +130,8 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		dirty:    make(map[uint64]struct{}),
 		flushed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		snapNow:  make(chan struct{}, 1),
+		hbDone:   make(chan struct{}),
 		sessions: make(map[*session]struct{}),
 	}
 	for i := range n.subs {
@@ -136,7 +142,14 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	snap, err := nc.Subscribe(bus.LinkSnapshotRequest, func(*nats.Msg) { n.sendHeartbeat(true) })
+	// Only the heartbeat loop sends heartbeats, so they leave in the order
+	// they were built.
+	snap, err := nc.Subscribe(bus.LinkSnapshotRequest, func(*nats.Msg) {
+		select {
+		case n.snapNow <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
 		_ = deliver.Unsubscribe()
 		return nil, err
@@ -146,8 +159,10 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		n.unsubscribe()
 		return nil, err
 	}
+	var hbCtx context.Context
+	hbCtx, n.hbCancel = context.WithCancel(n.ctx)
 	n.wg.Add(1)
-	go n.heartbeatLoop()
+	go n.heartbeatLoop(hbCtx)
 	return n, nil
 }
 
@@ -261,20 +276,28 @@ func (n *Node) count(ch uint64) uint32 {
 }
 
 // heartbeatLoop sends deltas soon after a change and a full snapshot every
-// SnapshotEvery.
-func (n *Node) heartbeatLoop() {
+// SnapshotEvery (and when asked). Once it stops, nobody waits for a flush.
+func (n *Node) heartbeatLoop(ctx context.Context) {
 	defer n.wg.Done()
-	n.sendHeartbeat(true)
+	defer close(n.hbDone)
+	defer func() {
+		n.dirtyMu.Lock()
+		close(n.flushed) // markDirty hands out this closed channel from now on
+		n.dirtyMu.Unlock()
+	}()
+	n.sendHeartbeat(ctx, true)
 	t := time.NewTicker(n.cfg.SnapshotEvery)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.sendHeartbeat(true)
+			n.sendHeartbeat(ctx, true)
+		case <-n.snapNow:
+			n.sendHeartbeat(ctx, true)
 		case <-n.wake:
-			n.sendHeartbeat(false)
+			n.sendHeartbeat(ctx, false)
 		}
 	}
 }
@@ -282,14 +305,10 @@ func (n *Node) heartbeatLoop() {
 // sendHeartbeat sends a full snapshot, or the delta of the dirty channels.
 // A delta is a request: the subscription service answers once it has
 // published the route change, so a session that subscribed is routed to
-// before its subscribe is acknowledged.
-func (n *Node) sendHeartbeat(full bool) {
+// before its subscribe is acknowledged. A snapshot is only published, so it
+// leaves the dirty channels to their delta: their subscribers wait for it.
+func (n *Node) sendHeartbeat(ctx context.Context, full bool) {
 	hb := &pb.LinkHeartbeat{NodeId: n.cfg.NodeID, Full: full, IntervalMs: uint32(n.cfg.SnapshotEvery.Milliseconds())}
-	n.dirtyMu.Lock()
-	dirty, flushed := n.dirty, n.flushed
-	n.dirty, n.flushed = make(map[uint64]struct{}), make(chan struct{})
-	n.dirtyMu.Unlock()
-	defer close(flushed)
 	if full {
 		for i := range n.subs {
 			sh := &n.subs[i]
@@ -304,13 +323,18 @@ func (n *Node) sendHeartbeat(full bool) {
 		}
 		return
 	}
+	n.dirtyMu.Lock()
+	dirty, flushed := n.dirty, n.flushed
+	n.dirty, n.flushed = make(map[uint64]struct{}), make(chan struct{})
+	n.dirtyMu.Unlock()
+	defer close(flushed)
 	if len(dirty) == 0 {
 		return
 	}
 	for ch := range dirty {
 		hb.Counts = append(hb.Counts, &pb.ChannelCount{ChannelId: ch, Messages: n.count(ch)})
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := bus.Request(ctx, n.nc, bus.LinkHeartbeat, hb, &pb.RouteTable{}); err != nil {
 		n.log.Debug("delta heartbeat not acknowledged", "err", err)
@@ -345,6 +369,13 @@ func (n *Node) onDelivery(msg *nats.Msg) {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.once.Do(func() {
 		n.unsubscribe()
+		// "leaving" must be the node's last heartbeat: sessions that end
+		// from here on would otherwise send deltas that bring it back.
+		n.hbCancel()
+		select {
+		case <-n.hbDone:
+		case <-ctx.Done():
+		}
 		n.sessMu.Lock()
 		n.closing = true
 		list := make([]*session, 0, len(n.sessions))

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
@@ -42,12 +44,13 @@ type session struct {
 
 	user member.User // set once by identify, read only by the reader after
 
-	mu     sync.Mutex // guards seq, subs, closed and sends to out
-	seq    uint64
-	subs   map[uint64]struct{}
-	closed bool
-
-	closeOnce sync.Once
+	mu        sync.Mutex // guards seq, subs, closed, closing, ended and sends to out
+	seq       uint64
+	subs      map[uint64]struct{}
+	closed    bool
+	closing   bool // a close handshake was started; closeDone is closed when it ends
+	ended     bool // run is done with the connection: start no handshake any more
+	closeDone chan struct{}
 }
 
 func newSession(n *Node, conn *websocket.Conn, c codec) *session {
@@ -56,15 +59,27 @@ func newSession(n *Node, conn *websocket.Conn, c codec) *session {
 	conn.SetReadLimit(n.cfg.MaxFrame)
 	return &session{
 		n: n, conn: conn, codec: c, id: hex.EncodeToString(b),
-		out:  make(chan outFrame, n.cfg.QueueLen),
-		subs: make(map[uint64]struct{}),
+		out:       make(chan outFrame, n.cfg.QueueLen),
+		subs:      make(map[uint64]struct{}),
+		closeDone: make(chan struct{}),
 	}
 }
 
 // run serves the connection until it ends. The reader owns the
 // connection and runs the writer beside it.
 func (s *session) run(ctx context.Context) {
-	defer s.conn.CloseNow()
+	defer func() {
+		// A close handshake in progress must get its code out before the
+		// connection is cut.
+		s.mu.Lock()
+		s.ended = true
+		closing := s.closing
+		s.mu.Unlock()
+		if closing {
+			<-s.closeDone
+		}
+		s.conn.CloseNow()
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.writeLoop(gctx) })
 	g.Go(func() error { return s.readLoop(gctx) })
@@ -74,11 +89,22 @@ func (s *session) run(ctx context.Context) {
 // close closes the connection with a code, once. It does not block.
 func (s *session) close(code websocket.StatusCode, reason string) {
 	s.mu.Lock()
-	s.closed = true
+	s.closeLocked(code, reason)
 	s.mu.Unlock()
-	s.closeOnce.Do(func() {
-		go s.conn.Close(code, reason)
-	})
+}
+
+// closeLocked starts the close handshake, once, in a goroutine that run
+// waits for. s.mu is held.
+func (s *session) closeLocked(code websocket.StatusCode, reason string) {
+	s.closed = true
+	if s.closing || s.ended {
+		return
+	}
+	s.closing = true
+	go func() {
+		defer close(s.closeDone)
+		_ = s.conn.Close(code, reason)
+	}()
 }
 
 // enqueue queues a frame; a full queue means the client is not reading
@@ -90,8 +116,7 @@ func (s *session) enqueueLocked(f outFrame) {
 	select {
 	case s.out <- f:
 	default:
-		s.closed = true
-		s.closeOnce.Do(func() { go s.conn.Close(CloseSlowConsumer, "slow consumer: events were not read in time") })
+		s.closeLocked(CloseSlowConsumer, "slow consumer: events were not read in time")
 	}
 }
 
@@ -125,8 +150,7 @@ func (s *session) reconnect() {
 		select {
 		case s.out <- outFrame{data: data, closeAfter: CloseServiceRestart, reason: "server restarting, reconnect"}:
 		default:
-			s.closed = true
-			s.closeOnce.Do(func() { go s.conn.Close(CloseServiceRestart, "server restarting, reconnect") })
+			s.closeLocked(CloseServiceRestart, "server restarting, reconnect")
 		}
 	}
 	s.mu.Unlock()
@@ -149,7 +173,11 @@ func (s *session) writeLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case f := <-s.out:
-			wctx, cancel := context.WithTimeout(ctx, s.n.cfg.WriteTimeout)
+			// Not canceled with ctx: coder/websocket cuts the connection when
+			// a write's context ends, and the reader ending the session must
+			// not cut the close frame it just asked for. Node shutdown still
+			// ends a write: the reader's context closes the connection.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.n.cfg.WriteTimeout)
 			err := s.conn.Write(wctx, typ, f.data)
 			cancel()
 			if err != nil {
@@ -250,7 +278,7 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 	u, err := s.n.auth.Authenticate(rctx, id.Token)
 	if err != nil {
 		if guildhall.KindOf(err) == guildhall.Unauthenticated {
-			s.close(CloseAuthFailed, guildhall.Message(err))
+			s.close(CloseAuthFailed, truncate(guildhall.Message(err), 100))
 		} else {
 			s.n.log.Error("identify", "err", err)
 			s.close(CloseUnknownError, "try again")
@@ -337,9 +365,15 @@ func (s *session) unsubscribe(ids []uint64) error {
 	return nil
 }
 
+// truncate cuts s to at most n bytes of valid UTF-8: a close reason must
+// be UTF-8 (browsers fail the connection otherwise) and fit in 123 bytes.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

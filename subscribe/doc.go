@@ -11,7 +11,8 @@
 // number of instances hold the same table and any may answer a table
 // request. A restarted Service asks all link nodes for a full snapshot and
 // has its table back within one round trip. Change notices carry the full
-// node set of each changed channel, so applying one twice is harmless. A
-// View may briefly miss a change that raced a resync; the next change or
-// resync repairs it.
+// node set of each changed channel, so applying one twice is harmless; the
+// service publishes them in the order its table changed. A resync never
+// undoes a change notice that arrived while the table was fetched or
+// installed.
 package subscribe

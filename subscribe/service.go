@@ -37,6 +37,10 @@ type Service struct {
 	log *slog.Logger
 	cfg Config
 
+	// pubMu keeps change notices in the order the table changed: the
+	// heartbeat handler and the sweeper both change it and publish.
+	pubMu sync.Mutex
+
 	mu     sync.Mutex
 	nodes  map[string]*node
 	routes map[uint64]map[string]struct{}
@@ -127,6 +131,8 @@ func (s *Service) sweepLoop() {
 
 // sweep expires nodes that missed too many heartbeats.
 func (s *Service) sweep() {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
 	now := s.cfg.Now()
 	s.mu.Lock()
 	var gone []string
@@ -171,10 +177,12 @@ func (s *Service) onHeartbeat(msg *nats.Msg) {
 		s.log.Warn("bad link heartbeat", "err", err)
 		return
 	}
+	s.pubMu.Lock()
 	changes := s.apply(&hb)
 	if len(changes.Routes) > 0 || len(changes.RemovedNodes) > 0 {
 		s.publish(changes)
 	}
+	s.pubMu.Unlock()
 	if msg.Reply != "" { // a delta waiting to know its routes are out
 		_ = msg.Respond(nil)
 	}

@@ -33,6 +33,7 @@ type View struct {
 		m map[uint64][]string
 	}
 
+	fetchMu  sync.Mutex // one Resync at a time: each needs its own touched set
 	resyncMu sync.Mutex
 	touched  map[uint64]struct{} // channels changed since the fetch in flight began; nil if none is
 	removed  []string            // nodes removed since then
@@ -90,14 +91,16 @@ func (v *View) Nodes(ch uint64) []string {
 
 // applyChanges folds change notices into the view.
 func (v *View) applyChanges(t *pb.RouteTable) {
+	// Held while applying too, so a change cannot land between Resync
+	// taking the touched set and installing its (older) table.
 	v.resyncMu.Lock()
+	defer v.resyncMu.Unlock()
 	if v.touched != nil { // a table fetch is in flight: it must not undo these
 		for _, r := range t.Routes {
 			v.touched[r.ChannelId] = struct{}{}
 		}
 		v.removed = append(v.removed, t.RemovedNodes...)
 	}
-	v.resyncMu.Unlock()
 	for _, r := range t.Routes {
 		sh := &v.shards[r.ChannelId%viewShards]
 		sh.Lock()
@@ -160,6 +163,8 @@ func (v *View) resyncLoop() {
 // except for channels that changed while the fetch was in flight: their
 // change notices are newer than the table.
 func (v *View) Resync(ctx context.Context) error {
+	v.fetchMu.Lock()
+	defer v.fetchMu.Unlock()
 	v.resyncMu.Lock()
 	v.touched = make(map[uint64]struct{})
 	v.removed = nil
@@ -170,9 +175,9 @@ func (v *View) Resync(ctx context.Context) error {
 	err := bus.Request(ctx, v.nc, bus.RouteTableRequest, &pb.RouteTableRequest{}, &t)
 
 	v.resyncMu.Lock()
+	defer v.resyncMu.Unlock() // until installed: see applyChanges
 	touched, removed := v.touched, v.removed
 	v.touched, v.removed = nil, nil
-	v.resyncMu.Unlock()
 	if err != nil {
 		return err
 	}
