@@ -86,7 +86,7 @@ func BenchmarkDelivery(b *testing.B) {
 			n := benchNode()
 			all := make([]*session, sessions)
 			for i := range all {
-				s := &session{n: n, codec: codec{json: i*100/sessions < mix.jsonPct}, out: make(chan outFrame, n.cfg.QueueLen), subs: map[uint64]struct{}{}}
+				s := &session{n: n, codec: codec{json: i*100/sessions < mix.jsonPct}, out: make(chan outFrame, n.cfg.QueueLen), subs: map[uint64]uint64{ch: 0}}
 				n.subscribe(s, ch)
 				all[i] = s
 			}

@@ -75,8 +75,9 @@ func (fakeAuth) Authenticate(_ context.Context, token string) (member.User, erro
 
 // fakeDir lets alice read every channel below 1000 except those in deny.
 type fakeDir struct {
-	mu   sync.Mutex
-	deny map[uint64]bool
+	mu      sync.Mutex
+	deny    map[uint64]bool
+	version uint64 // the permission version CanView answers at
 }
 
 func (d *fakeDir) Servers(context.Context, member.User) ([]member.Server, error) {
@@ -87,13 +88,13 @@ func (d *fakeDir) Channels(_ context.Context, _ member.User, srv uint64) ([]memb
 	return []member.Channel{{ID: 1, ServerID: srv, Name: "general"}, {ID: 2, ServerID: srv, Name: "random", Position: 1}}, nil
 }
 
-func (d *fakeDir) CanRead(_ context.Context, _ uint64, ch uint64) (uint64, error) {
+func (d *fakeDir) CanView(_ context.Context, _ uint64, ch uint64) (uint64, uint64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ch >= 1000 || d.deny[ch] {
-		return 0, guildhall.E("fake.CanRead", guildhall.NotFound, "no such channel")
+		return 0, 0, guildhall.E("fake.CanView", guildhall.NotFound, "no such channel")
 	}
-	return serverID, nil
+	return serverID, d.version, nil
 }
 
 type fakeSender struct{}

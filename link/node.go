@@ -28,7 +28,10 @@ type Auth interface {
 type Directory interface {
 	Servers(ctx context.Context, actor member.User) ([]member.Server, error)
 	Channels(ctx context.Context, actor member.User, serverID uint64) ([]member.Channel, error)
-	CanRead(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
+	// CanView reports whether userID may follow channelID, and the
+	// server's permission version the answer holds for: it stays true
+	// until a delivery carries a newer version.
+	CanView(ctx context.Context, userID, channelID uint64) (serverID, version uint64, err error)
 }
 
 // Sender posts messages (the message service, over the bus).
@@ -349,18 +352,33 @@ func (n *Node) onDelivery(msg *nats.Msg) {
 		n.log.Warn("bad delivery", "err", err)
 		return
 	}
-	for _, ev := range d.Events {
+	for i, ev := range d.Events {
 		enc, err := encodeEvent(ev)
 		if err != nil {
 			n.log.Warn("encode event", "err", err)
 			continue
 		}
+		var version uint64
+		if i < len(d.PermVersions) {
+			version = d.PermVersions[i]
+		}
 		sh := &n.subs[ev.ChannelId%shards]
 		sh.RLock()
+		var stale []*session
 		for s := range sh.m[ev.ChannelId] {
-			s.dispatch(enc)
+			if !s.dispatchAt(enc, ev.ChannelId, version) {
+				stale = append(stale, s)
+			}
 		}
 		sh.RUnlock()
+		// Sessions checked at an older permission version are checked
+		// again before they get the event: a change that hid the channel
+		// from them takes effect before anything else is delivered.
+		for _, s := range stale {
+			if s.recheck(n.ctx, ev.ChannelId, version) {
+				s.dispatchAt(enc, ev.ChannelId, version)
+			}
+		}
 	}
 }
 

@@ -418,3 +418,61 @@ func TestSubscribeAckWaitsForSnapshotRace(t *testing.T) {
 	// have proved nothing.)
 	t.Logf("backlog all applied at the check: %v", h.svc.Nodes(1_000_000+floodNodes*floodChans-1) != nil)
 }
+
+// TestPermissionChangeStopsDelivery: an event published at a newer
+// permission version than a session was checked at makes the node check
+// again before delivering; a session that lost access gets nothing more
+// and its subscription is gone, also from the routes.
+func TestPermissionChangeStopsDelivery(t *testing.T) {
+	h := mustHarness(t, Config{})
+	a, b := h.dial(t, false), h.dial(t, true)
+	a.identify()
+	b.identify()
+	a.mustSubscribe(1, 2)
+	b.mustSubscribe(1)
+
+	// Version 0: delivered to both without a re-check.
+	e1 := messageEvent(1, 1, "before")
+	h.deliverAt(t, 0, e1)
+	readEvents(t, a, 1, e1)
+	readEvents(t, b, 1, e1)
+
+	// The channel is hidden (from everyone, as the fake knows no users),
+	// and the version moves: nothing of channel 1 reaches anyone.
+	h.dir.mu.Lock()
+	h.dir.deny[1] = true
+	h.dir.version = 1
+	h.dir.mu.Unlock()
+	hidden, other := messageEvent(1, 2, "hidden"), messageEvent(2, 3, "other channel")
+	h.deliverAt(t, 1, hidden, other)
+	readEvents(t, a, 2, other) // the next frame is the other channel's, not the hidden one
+	checkFor(t, wait, time.Millisecond, func() error {
+		if got := h.svc.Nodes(1); got != nil {
+			return fmt.Errorf("Nodes(1) = %v after everyone lost access", got)
+		}
+		return nil
+	})
+	// Access back and a newer version: b must subscribe again (its
+	// subscription was dropped), and then gets events.
+	h.dir.mu.Lock()
+	h.dir.deny[1] = false
+	h.dir.version = 2
+	h.dir.mu.Unlock()
+	b.mustSubscribe(1)
+	again := messageEvent(1, 4, "again")
+	h.deliverAt(t, 2, again)
+	readEvents(t, b, 2, again)
+}
+
+// deliverAt publishes events as the message service would, all at one
+// permission version.
+func (h *harness) deliverAt(tb testing.TB, version uint64, events ...*pb.Event) {
+	tb.Helper()
+	d := &pb.Delivery{Events: events}
+	for range events {
+		d.PermVersions = append(d.PermVersions, version)
+	}
+	if err := bus.Publish(h.nc, bus.LinkDeliver(h.node.ID()), d); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -46,7 +46,7 @@ type session struct {
 
 	mu        sync.Mutex // guards seq, subs, closed, closing, ended and sends to out
 	seq       uint64
-	subs      map[uint64]struct{}
+	subs      map[uint64]uint64 // channel → permission version access was checked at
 	closed    bool
 	closing   bool // a close handshake was started; closeDone is closed when it ends
 	ended     bool // run is done with the connection: start no handshake any more
@@ -60,7 +60,7 @@ func newSession(n *Node, conn *websocket.Conn, c codec) *session {
 	return &session{
 		n: n, conn: conn, codec: c, id: hex.EncodeToString(b),
 		out:       make(chan outFrame, n.cfg.QueueLen),
-		subs:      make(map[uint64]struct{}),
+		subs:      make(map[uint64]uint64),
 		closeDone: make(chan struct{}),
 	}
 }
@@ -140,6 +140,61 @@ func (s *session) dispatch(ev encodedEvent) {
 		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, ev)})
 	}
 	s.mu.Unlock()
+}
+
+// dispatchAt queues an event of channel ch published at permission version
+// v, if the session's access to ch was checked at v or later. It reports
+// false when the session must be checked again first (see recheck).
+func (s *session) dispatchAt(ev encodedEvent, ch, v uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	checked, ok := s.subs[ch]
+	if !ok {
+		return true // unsubscribed meanwhile: nothing to deliver
+	}
+	if checked < v {
+		return false
+	}
+	if !s.closed {
+		s.seq++
+		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, ev)})
+	}
+	return true
+}
+
+// recheck asks again whether the session may follow ch, now that its
+// server's permissions moved to version v. It drops the subscription if
+// not, and reports whether the session may still get ch's events.
+func (s *session) recheck(ctx context.Context, ch, v uint64) bool {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, version, err := s.n.dir.CanView(rctx, s.user.ID, ch)
+	if err != nil {
+		if k := guildhall.KindOf(err); k != guildhall.NotFound && k != guildhall.Forbidden {
+			s.n.log.Warn("re-checking a subscription failed; dropping it", "channel", ch, "err", err)
+		}
+		if s.drop(ch) {
+			s.n.unsubscribe1(s, ch)
+		}
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.subs[ch]; !ok {
+		return false
+	}
+	s.subs[ch] = max(version, v)
+	return true
+}
+
+// drop removes ch from the session's subscriptions and reports whether it
+// was there.
+func (s *session) drop(ch uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.subs[ch]
+	delete(s.subs, ch)
+	return ok
 }
 
 // reconnect tells the client to connect again and closes with 1012.
@@ -316,24 +371,28 @@ func (s *session) subscribe(ctx context.Context, ids []uint64) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	for _, ch := range ids { // all or nothing
-		if _, err := s.n.dir.CanRead(rctx, s.user.ID, ch); err != nil {
+	versions := make([]uint64, len(ids))
+	for i, ch := range ids { // all or nothing
+		_, v, err := s.n.dir.CanView(rctx, s.user.ID, ch)
+		if err != nil {
 			return guildhall.Wrap(op, err)
 		}
+		versions[i] = v
 	}
 	s.mu.Lock()
 	added := make([]uint64, 0, len(ids))
-	for _, ch := range ids {
+	for i, ch := range ids {
 		if _, ok := s.subs[ch]; !ok {
 			added = append(added, ch)
 		}
+		s.subs[ch] = max(s.subs[ch], versions[i])
 	}
-	if len(s.subs)+len(added) > s.n.cfg.MaxSubscriptions {
+	if len(s.subs) > s.n.cfg.MaxSubscriptions {
+		for _, ch := range added {
+			delete(s.subs, ch)
+		}
 		s.mu.Unlock()
 		return guildhall.E(op, guildhall.Invalid, "a session may follow at most %d channels", s.n.cfg.MaxSubscriptions)
-	}
-	for _, ch := range added {
-		s.subs[ch] = struct{}{}
 	}
 	s.mu.Unlock()
 	var flushed <-chan struct{}
@@ -354,11 +413,7 @@ func (s *session) unsubscribe(ids []uint64) error {
 		return guildhall.E("link.Unsubscribe", guildhall.Invalid, "unsubscribe from at most %d channels per frame", maxChannelsPerFrame)
 	}
 	for _, ch := range ids {
-		s.mu.Lock()
-		_, ok := s.subs[ch]
-		delete(s.subs, ch)
-		s.mu.Unlock()
-		if ok {
+		if s.drop(ch) {
 			s.n.unsubscribe1(s, ch)
 		}
 	}

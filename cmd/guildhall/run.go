@@ -65,8 +65,8 @@ type linkDirectory struct {
 	res *role.Resolver
 }
 
-func (d linkDirectory) CanRead(ctx context.Context, userID, channelID uint64) (uint64, error) {
-	return d.res.CanRead(ctx, userID, channelID)
+func (d linkDirectory) CanView(ctx context.Context, userID, channelID uint64) (uint64, uint64, error) {
+	return d.res.CanView(ctx, userID, channelID)
 }
 
 // NewMain returns a Main with the default configuration.
