@@ -79,3 +79,13 @@ func BenchmarkExplain(b *testing.B) {
 		role.Explain(in, role.SendMessages)
 	}
 }
+
+// BenchmarkComputeReference is the baseline for BenchmarkCompute: the
+// plain one-bit-at-a-time implementation the fuzz test compares against.
+func BenchmarkComputeReference(b *testing.B) {
+	in := realistic()
+	b.ReportAllocs()
+	for b.Loop() {
+		reference(in)
+	}
+}
