@@ -819,8 +819,9 @@ func TestMessages(t *testing.T) {
 		t.Errorf("history after edit = %+v", h)
 	}
 
-	// Delete: only the author.
-	wantError(t, "delete as other member", e.do(t, "DELETE", mpath, w.owner.Token, nil), 403, "forbidden")
+	// Delete: the author, or a member with MANAGE_MESSAGES.
+	ownerMsg := want[map[string]any](t, "owner sends", e.do(t, "POST", path, w.owner.Token, map[string]string{"content": "owner's"}), 201)
+	wantError(t, "delete as other member", e.do(t, "DELETE", path+"/"+ownerMsg["id"].(string), w.plain.Token, nil), 403, "forbidden")
 	wantError(t, "delete as outsider", e.do(t, "DELETE", mpath, w.outsider.Token, nil), 404, "not_found")
 	wantError(t, "delete message abc", e.do(t, "DELETE", path+"/abc", w.plain.Token, nil), 400, "invalid_argument")
 	wantError(t, "delete message 0", e.do(t, "DELETE", path+"/0", w.plain.Token, nil), 400, "invalid_argument")

@@ -25,6 +25,8 @@ const (
 type Access interface {
 	CanRead(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
 	CanSend(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
+	// CanManageMessages: delete other people's messages.
+	CanManageMessages(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
 }
 
 // EventKind says what happened to a message.
@@ -143,6 +145,9 @@ func (s *Service) Edit(ctx context.Context, actorID, channelID, messageID uint64
 	}
 	m.Content = content
 	m.EditedAt = s.now().UTC().Truncate(time.Millisecond)
+	mu := s.lock(channelID)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.store.Update(ctx, m); err != nil {
 		return Message{}, guildhall.Wrap(op, err)
 	}
@@ -150,13 +155,23 @@ func (s *Service) Edit(ctx context.Context, actorID, channelID, messageID uint64
 	return m, nil
 }
 
-// Delete removes a message; only its author may.
+// Delete removes a message: its author may, and so may members with
+// MANAGE_MESSAGES in the channel.
 func (s *Service) Delete(ctx context.Context, actorID, channelID, messageID uint64) error {
 	const op = "message.Delete"
 	m, err := s.own(ctx, op, actorID, channelID, messageID)
+	if guildhall.KindOf(err) == guildhall.Forbidden { // not the author: moderators may
+		if _, merr := s.access.CanManageMessages(ctx, actorID, channelID); merr == nil {
+			m, err = s.store.Get(ctx, channelID, messageID)
+			err = guildhall.Wrap(op, err)
+		}
+	}
 	if err != nil {
 		return err
 	}
+	mu := s.lock(channelID)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.store.Delete(ctx, channelID, messageID); err != nil {
 		return guildhall.Wrap(op, err)
 	}

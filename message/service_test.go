@@ -485,7 +485,7 @@ func TestDelete(t *testing.T) {
 	keep := e.mustSend(t, e.owner, "keep")
 	m := e.mustSend(t, e.plain, "regret")
 
-	wantKind(t, "Delete(not the author)", e.svc.Delete(t.Context(), e.owner.ID, e.channel, m.ID), guildhall.Forbidden)
+	wantKind(t, "Delete(not the author, no MANAGE_MESSAGES)", e.svc.Delete(t.Context(), e.plain.ID, e.channel, keep.ID), guildhall.Forbidden)
 	wantKind(t, "Delete(outsider)", e.svc.Delete(t.Context(), e.outsider.ID, e.channel, m.ID), guildhall.NotFound)
 	wantKind(t, "Delete(unknown)", e.svc.Delete(t.Context(), e.plain.ID, e.channel, 424242), guildhall.NotFound)
 	if h := e.history(t); len(h) != 2 {
@@ -511,8 +511,16 @@ func TestDelete(t *testing.T) {
 	wantKind(t, "Edit(deleted)", err, guildhall.NotFound)
 
 	// The seq of a deleted message stays taken.
-	if next := e.mustSend(t, e.plain, "next"); next.Seq != 3 {
+	next := e.mustSend(t, e.plain, "next")
+	if next.Seq != 3 {
 		t.Errorf("seq after a delete = %d, want 3", next.Seq)
+	}
+	// A member with MANAGE_MESSAGES (here the owner) deletes others' messages.
+	if err := e.svc.Delete(t.Context(), e.owner.ID, e.channel, next.ID); err != nil {
+		t.Fatalf("moderator Delete: %v", err)
+	}
+	if h := e.history(t); len(h) != 1 || h[0].ID != keep.ID {
+		t.Errorf("History after moderator delete = %+v", h)
 	}
 }
 

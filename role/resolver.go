@@ -223,6 +223,11 @@ func (r *Resolver) CanRead(ctx context.Context, userID, channelID uint64) (uint6
 	return r.Require(ctx, userID, channelID, ViewChannel|ReadMessageHistory)
 }
 
+// CanManageMessages: view the channel and manage (delete) others' messages.
+func (r *Resolver) CanManageMessages(ctx context.Context, userID, channelID uint64) (uint64, error) {
+	return r.Require(ctx, userID, channelID, ViewChannel|ManageMessages)
+}
+
 // CanSend: view the channel and send messages in it.
 func (r *Resolver) CanSend(ctx context.Context, userID, channelID uint64) (uint64, error) {
 	return r.Require(ctx, userID, channelID, ViewChannel|SendMessages)

@@ -273,6 +273,10 @@ func TestErrorsCrossTheBus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mine, err := e.svc.Send(ctx, e.owner.ID, e.channel, "owner's message", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	type call struct {
 		direct, remote func() error
@@ -309,7 +313,7 @@ func TestErrorsCrossTheBus(t *testing.T) {
 		{"edit someone else's", edit(e.owner.ID, theirs.ID, "mine now"), guildhall.Forbidden},
 		{"edit unknown", edit(e.plain.ID, 424242, "ghost"), guildhall.NotFound},
 		{"outsider edits", edit(e.outsider.ID, theirs.ID, "hi"), guildhall.NotFound},
-		{"delete someone else's", del(e.owner.ID, theirs.ID), guildhall.Forbidden},
+		{"delete someone else's", del(e.plain.ID, mine.ID), guildhall.Forbidden},
 		{"delete unknown", del(e.plain.ID, 424242), guildhall.NotFound},
 	}
 	for _, tt := range tests {
@@ -322,9 +326,12 @@ func TestErrorsCrossTheBus(t *testing.T) {
 				guildhall.KindOf(direct).Code(), guildhall.Message(direct), guildhall.KindOf(remote).Code(), guildhall.Message(remote))
 		}
 	}
-	// Nothing but the first message was stored.
-	if last, err := e.store.LastSeq(ctx, e.channel); err != nil || last != 1 {
-		t.Errorf("LastSeq = %d, %v; want 1", last, err)
+	// Nothing but the first two messages was stored.
+	if last, err := e.store.LastSeq(ctx, e.channel); err != nil || last != 2 {
+		t.Errorf("LastSeq = %d, %v; want 2", last, err)
+	}
+	if m, err := e.store.Get(ctx, e.channel, mine.ID); err != nil || m.Content != "owner's message" {
+		t.Errorf("owner's message after failed calls = %+v, %v", m, err)
 	}
 	if m, err := e.store.Get(ctx, e.channel, theirs.ID); err != nil || m.Content != "plain's message" {
 		t.Errorf("message after failed calls = %+v, %v", m, err)
