@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -398,4 +400,108 @@ func (h *heartbeats) lastCount(node string, ch uint64) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// gate is a TCP proxy in front of a NATS server whose server → client
+// direction can be held: a client behind it then receives nothing, as if
+// it were stalled, until release.
+type gate struct {
+	ln     net.Listener
+	server string
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	held  bool
+	done  bool
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func mustGate(tb testing.TB, ns *server.Server) *gate {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g := &gate{ln: ln, server: ns.Addr().String()}
+	g.cond = sync.NewCond(&g.mu)
+	g.wg.Go(g.accept)
+	tb.Cleanup(func() {
+		ln.Close()
+		g.mu.Lock()
+		g.done = true
+		for _, c := range g.conns {
+			c.Close()
+		}
+		g.cond.Broadcast()
+		g.mu.Unlock()
+		g.wg.Wait()
+	})
+	return g
+}
+
+// connect connects to the server through the gate.
+func (g *gate) connect(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect("nats://"+g.ln.Addr().String(), nats.NoReconnect())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+func (g *gate) accept() {
+	for {
+		client, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		srv, err := net.Dial("tcp", g.server)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		g.mu.Lock()
+		if g.done {
+			g.mu.Unlock()
+			client.Close()
+			srv.Close()
+			return
+		}
+		g.conns = append(g.conns, client, srv)
+		g.mu.Unlock()
+		g.wg.Go(func() { _, _ = io.Copy(srv, client); srv.Close() })
+		g.wg.Go(func() {
+			defer client.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := srv.Read(buf)
+				if err != nil {
+					return
+				}
+				g.mu.Lock()
+				for g.held && !g.done {
+					g.cond.Wait()
+				}
+				g.mu.Unlock()
+				if _, err := client.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		})
+	}
+}
+
+func (g *gate) hold() {
+	g.mu.Lock()
+	g.held = true
+	g.mu.Unlock()
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	g.held = false
+	g.cond.Broadcast()
+	g.mu.Unlock()
 }
