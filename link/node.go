@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
@@ -86,6 +87,10 @@ func (c *Config) setDefaults() {
 }
 
 const shards = 64
+
+// recheckParallelism bounds the access checks one delivery runs at once
+// after a permission change.
+const recheckParallelism = 16
 
 // Node is one link node.
 type Node struct {
@@ -374,11 +379,19 @@ func (n *Node) onDelivery(msg *nats.Msg) {
 		// Sessions checked at an older permission version are checked
 		// again before they get the event: a change that hid the channel
 		// from them takes effect before anything else is delivered.
+		// Checked side by side (each session's own order is kept: this
+		// event waits for all of them before the next one is handled).
+		var g errgroup.Group
+		g.SetLimit(recheckParallelism)
 		for _, s := range stale {
-			if s.recheck(n.ctx, ev.ChannelId, version) {
-				s.dispatchAt(enc, ev.ChannelId, version)
-			}
+			g.Go(func() error {
+				if s.recheck(n.ctx, ev.ChannelId, version) {
+					s.dispatchAt(enc, ev.ChannelId, version)
+				}
+				return nil
+			})
 		}
+		_ = g.Wait()
 	}
 }
 
