@@ -116,3 +116,39 @@ func appendUint(b []byte, v uint64) []byte {
 	}
 	return append(b, buf[i:]...)
 }
+
+// maxBatchBytes bounds the frames gathered into one Batch.
+const maxBatchBytes = 64 << 10
+
+// batch wraps already-encoded frames into one Batch frame, byte for byte
+// what proto.Marshal / protojson would produce for
+// pb.Frame{Body: &pb.Frame_Batch{Batch: &pb.Batch{Frames: ...}}}.
+func (c codec) batch(frames [][]byte) []byte {
+	if c.json {
+		n := 24
+		for _, f := range frames {
+			n += len(f) + 1
+		}
+		b := make([]byte, 0, n)
+		b = append(b, `{"batch":{"frames":[`...)
+		for i, f := range frames {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, f...)
+		}
+		return append(b, "]}}"...)
+	}
+	inner := 0
+	for _, f := range frames {
+		inner += protowire.SizeTag(1) + protowire.SizeBytes(len(f))
+	}
+	b := make([]byte, 0, protowire.SizeTag(18)+protowire.SizeBytes(inner))
+	b = protowire.AppendTag(b, 18, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(inner))
+	for _, f := range frames {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, f)
+	}
+	return b
+}

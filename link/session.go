@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -42,7 +43,8 @@ type session struct {
 	id    string
 	out   chan outFrame
 
-	user member.User // set once by identify, read only by the reader after
+	user  member.User // set once by identify, read only by the reader after
+	batch atomic.Bool // the client accepts Batch frames
 
 	mu        sync.Mutex // guards seq, subs, closed, closing, ended and sends to out
 	seq       uint64
@@ -223,27 +225,59 @@ func (s *session) channels() []uint64 {
 
 func (s *session) writeLoop(ctx context.Context) error {
 	typ := s.codec.messageType()
+	var pending []outFrame
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case f := <-s.out:
+			pending = append(pending[:0], f)
+			if s.batch.Load() {
+				pending = s.gather(pending)
+			}
+			data := pending[0].data
+			if len(pending) > 1 {
+				frames := make([][]byte, len(pending))
+				for i, p := range pending {
+					frames[i] = p.data
+				}
+				data = s.codec.batch(frames)
+			}
 			// Not canceled with ctx: coder/websocket cuts the connection when
 			// a write's context ends, and the reader ending the session must
 			// not cut the close frame it just asked for. Node shutdown still
 			// ends a write: the reader's context closes the connection.
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.n.cfg.WriteTimeout)
-			err := s.conn.Write(wctx, typ, f.data)
+			err := s.conn.Write(wctx, typ, data)
 			cancel()
 			if err != nil {
 				return err
 			}
-			if f.closeAfter != 0 {
-				s.close(f.closeAfter, f.reason)
+			if last := pending[len(pending)-1]; last.closeAfter != 0 {
+				s.close(last.closeAfter, last.reason)
 				return nil
 			}
 		}
 	}
+}
+
+// gather adds to pending the frames already queued, without waiting, up to
+// maxBatchBytes; a frame that closes the connection ends the batch.
+func (s *session) gather(pending []outFrame) []outFrame {
+	size := len(pending[0].data)
+	for pending[len(pending)-1].closeAfter == 0 {
+		select {
+		case f := <-s.out:
+			pending = append(pending, f)
+			size += len(f.data)
+			if size >= maxBatchBytes {
+				return pending
+			}
+		default:
+			return pending
+		}
+	}
+	return pending
 }
 
 var errClosing = errors.New("link: closing")
@@ -361,6 +395,7 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 	}
 	s.user = u
 	s.send(&pb.Frame{Body: &pb.Frame_Ready{Ready: ready}})
+	s.batch.Store(id.Batch) // frames queued from now on may go out batched
 	return nil
 }
 

@@ -43,6 +43,7 @@ type Frame struct {
 	//	*Frame_Sent
 	//	*Frame_Error
 	//	*Frame_Reconnect
+	//	*Frame_Batch
 	//	*Frame_Identify
 	//	*Frame_Heartbeat
 	//	*Frame_Subscribe
@@ -176,6 +177,15 @@ func (x *Frame) GetReconnect() *Reconnect {
 	return nil
 }
 
+func (x *Frame) GetBatch() *Batch {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 func (x *Frame) GetIdentify() *Identify {
 	if x != nil {
 		if x, ok := x.Body.(*Frame_Identify); ok {
@@ -258,6 +268,10 @@ type Frame_Reconnect struct {
 	Reconnect *Reconnect `protobuf:"bytes,17,opt,name=reconnect,proto3,oneof"`
 }
 
+type Frame_Batch struct {
+	Batch *Batch `protobuf:"bytes,18,opt,name=batch,proto3,oneof"`
+}
+
 type Frame_Identify struct {
 	// client -> server
 	Identify *Identify `protobuf:"bytes,30,opt,name=identify,proto3,oneof"`
@@ -294,6 +308,8 @@ func (*Frame_Sent) isFrame_Body() {}
 func (*Frame_Error) isFrame_Body() {}
 
 func (*Frame_Reconnect) isFrame_Body() {}
+
+func (*Frame_Batch) isFrame_Body() {}
 
 func (*Frame_Identify) isFrame_Body() {}
 
@@ -353,8 +369,12 @@ func (x *Hello) GetHeartbeatIntervalMs() uint32 {
 }
 
 type Identify struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// batch: the client accepts Batch frames. When several frames are
+	// waiting, the server then sends them in one WebSocket message, which
+	// saves a write per frame.
+	Batch         bool `protobuf:"varint,2,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -396,6 +416,59 @@ func (x *Identify) GetToken() string {
 	return ""
 }
 
+func (x *Identify) GetBatch() bool {
+	if x != nil {
+		return x.Batch
+	}
+	return false
+}
+
+// Batch carries several frames, in order, in one WebSocket message. Sent
+// only to clients that identified with batch = true.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frames        []*Frame               `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_gateway_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Batch) GetFrames() []*Frame {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
 // Ready answers a successful Identify.
 type Ready struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -409,7 +482,7 @@ type Ready struct {
 
 func (x *Ready) Reset() {
 	*x = Ready{}
-	mi := &file_gateway_proto_msgTypes[3]
+	mi := &file_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +494,7 @@ func (x *Ready) String() string {
 func (*Ready) ProtoMessage() {}
 
 func (x *Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[3]
+	mi := &file_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +507,7 @@ func (x *Ready) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ready.ProtoReflect.Descriptor instead.
 func (*Ready) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{3}
+	return file_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Ready) GetSessionId() string {
@@ -475,7 +548,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +560,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +573,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{4}
+	return file_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Heartbeat) GetLastSeq() uint64 {
@@ -518,7 +591,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +603,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +616,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{5}
+	return file_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 // Subscribe asks for full message events of the listed channels.
@@ -556,7 +629,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +641,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +654,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{6}
+	return file_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Subscribe) GetChannelIds() []uint64 {
@@ -600,7 +673,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +685,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +698,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{7}
+	return file_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Unsubscribe) GetChannelIds() []uint64 {
@@ -647,7 +720,7 @@ type SendMessage struct {
 
 func (x *SendMessage) Reset() {
 	*x = SendMessage{}
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +732,7 @@ func (x *SendMessage) String() string {
 func (*SendMessage) ProtoMessage() {}
 
 func (x *SendMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +745,7 @@ func (x *SendMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessage.ProtoReflect.Descriptor instead.
 func (*SendMessage) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{8}
+	return file_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SendMessage) GetChannelId() uint64 {
@@ -705,7 +778,7 @@ type Sent struct {
 
 func (x *Sent) Reset() {
 	*x = Sent{}
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +790,7 @@ func (x *Sent) String() string {
 func (*Sent) ProtoMessage() {}
 
 func (x *Sent) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +803,7 @@ func (x *Sent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sent.ProtoReflect.Descriptor instead.
 func (*Sent) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{9}
+	return file_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Sent) GetMessage() *Message {
@@ -748,7 +821,7 @@ type Ok struct {
 
 func (x *Ok) Reset() {
 	*x = Ok{}
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +833,7 @@ func (x *Ok) String() string {
 func (*Ok) ProtoMessage() {}
 
 func (x *Ok) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +846,7 @@ func (x *Ok) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ok.ProtoReflect.Descriptor instead.
 func (*Ok) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{10}
+	return file_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 // Reconnect tells the client the server is going away and it should connect
@@ -786,7 +859,7 @@ type Reconnect struct {
 
 func (x *Reconnect) Reset() {
 	*x = Reconnect{}
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +871,7 @@ func (x *Reconnect) String() string {
 func (*Reconnect) ProtoMessage() {}
 
 func (x *Reconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +884,7 @@ func (x *Reconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reconnect.ProtoReflect.Descriptor instead.
 func (*Reconnect) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{11}
+	return file_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 // Event is a dispatch: something happened in a channel the session follows.
@@ -831,7 +904,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +916,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +929,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{12}
+	return file_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Event) GetServerId() uint64 {
@@ -933,7 +1006,7 @@ var File_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\rgateway.proto\x12\fguildhall.v1\x1a\vtypes.proto\"\xd8\x05\n" +
+	"\rgateway.proto\x12\fguildhall.v1\x1a\vtypes.proto\"\x85\x06\n" +
 	"\x05Frame\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\x12+\n" +
@@ -945,7 +1018,8 @@ const file_gateway_proto_rawDesc = "" +
 	"\x02ok\x18\x0e \x01(\v2\x10.guildhall.v1.OkH\x00R\x02ok\x12(\n" +
 	"\x04sent\x18\x0f \x01(\v2\x12.guildhall.v1.SentH\x00R\x04sent\x12+\n" +
 	"\x05error\x18\x10 \x01(\v2\x13.guildhall.v1.ErrorH\x00R\x05error\x127\n" +
-	"\treconnect\x18\x11 \x01(\v2\x17.guildhall.v1.ReconnectH\x00R\treconnect\x124\n" +
+	"\treconnect\x18\x11 \x01(\v2\x17.guildhall.v1.ReconnectH\x00R\treconnect\x12+\n" +
+	"\x05batch\x18\x12 \x01(\v2\x13.guildhall.v1.BatchH\x00R\x05batch\x124\n" +
 	"\bidentify\x18\x1e \x01(\v2\x16.guildhall.v1.IdentifyH\x00R\bidentify\x127\n" +
 	"\theartbeat\x18\x1f \x01(\v2\x17.guildhall.v1.HeartbeatH\x00R\theartbeat\x127\n" +
 	"\tsubscribe\x18  \x01(\v2\x17.guildhall.v1.SubscribeH\x00R\tsubscribe\x12=\n" +
@@ -953,9 +1027,12 @@ const file_gateway_proto_rawDesc = "" +
 	"\fsend_message\x18\" \x01(\v2\x19.guildhall.v1.SendMessageH\x00R\vsendMessageB\x06\n" +
 	"\x04body\";\n" +
 	"\x05Hello\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x01 \x01(\rR\x13heartbeatIntervalMs\" \n" +
+	"\x15heartbeat_interval_ms\x18\x01 \x01(\rR\x13heartbeatIntervalMs\"6\n" +
 	"\bIdentify\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\xb1\x01\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\"4\n" +
+	"\x05Batch\x12+\n" +
+	"\x06frames\x18\x01 \x03(\v2\x13.guildhall.v1.FrameR\x06frames\"\xb1\x01\n" +
 	"\x05Ready\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12&\n" +
@@ -1002,54 +1079,57 @@ func file_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_proto_rawDescData
 }
 
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_gateway_proto_goTypes = []any{
 	(*Frame)(nil),         // 0: guildhall.v1.Frame
 	(*Hello)(nil),         // 1: guildhall.v1.Hello
 	(*Identify)(nil),      // 2: guildhall.v1.Identify
-	(*Ready)(nil),         // 3: guildhall.v1.Ready
-	(*Heartbeat)(nil),     // 4: guildhall.v1.Heartbeat
-	(*HeartbeatAck)(nil),  // 5: guildhall.v1.HeartbeatAck
-	(*Subscribe)(nil),     // 6: guildhall.v1.Subscribe
-	(*Unsubscribe)(nil),   // 7: guildhall.v1.Unsubscribe
-	(*SendMessage)(nil),   // 8: guildhall.v1.SendMessage
-	(*Sent)(nil),          // 9: guildhall.v1.Sent
-	(*Ok)(nil),            // 10: guildhall.v1.Ok
-	(*Reconnect)(nil),     // 11: guildhall.v1.Reconnect
-	(*Event)(nil),         // 12: guildhall.v1.Event
-	(*Error)(nil),         // 13: guildhall.v1.Error
-	(*User)(nil),          // 14: guildhall.v1.User
-	(*Server)(nil),        // 15: guildhall.v1.Server
-	(*Channel)(nil),       // 16: guildhall.v1.Channel
-	(*Message)(nil),       // 17: guildhall.v1.Message
-	(*MessageDelete)(nil), // 18: guildhall.v1.MessageDelete
+	(*Batch)(nil),         // 3: guildhall.v1.Batch
+	(*Ready)(nil),         // 4: guildhall.v1.Ready
+	(*Heartbeat)(nil),     // 5: guildhall.v1.Heartbeat
+	(*HeartbeatAck)(nil),  // 6: guildhall.v1.HeartbeatAck
+	(*Subscribe)(nil),     // 7: guildhall.v1.Subscribe
+	(*Unsubscribe)(nil),   // 8: guildhall.v1.Unsubscribe
+	(*SendMessage)(nil),   // 9: guildhall.v1.SendMessage
+	(*Sent)(nil),          // 10: guildhall.v1.Sent
+	(*Ok)(nil),            // 11: guildhall.v1.Ok
+	(*Reconnect)(nil),     // 12: guildhall.v1.Reconnect
+	(*Event)(nil),         // 13: guildhall.v1.Event
+	(*Error)(nil),         // 14: guildhall.v1.Error
+	(*User)(nil),          // 15: guildhall.v1.User
+	(*Server)(nil),        // 16: guildhall.v1.Server
+	(*Channel)(nil),       // 17: guildhall.v1.Channel
+	(*Message)(nil),       // 18: guildhall.v1.Message
+	(*MessageDelete)(nil), // 19: guildhall.v1.MessageDelete
 }
 var file_gateway_proto_depIdxs = []int32{
 	1,  // 0: guildhall.v1.Frame.hello:type_name -> guildhall.v1.Hello
-	3,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
-	5,  // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
-	12, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
-	10, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
-	9,  // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
-	13, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
-	11, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
-	2,  // 8: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
-	4,  // 9: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
-	6,  // 10: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
-	7,  // 11: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
-	8,  // 12: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
-	14, // 13: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
-	15, // 14: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
-	16, // 15: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
-	17, // 16: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
-	17, // 17: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
-	17, // 18: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
-	18, // 19: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	4,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
+	6,  // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
+	13, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
+	11, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
+	10, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
+	14, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
+	12, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
+	3,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
+	2,  // 9: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
+	5,  // 10: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
+	7,  // 11: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
+	8,  // 12: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
+	9,  // 13: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
+	0,  // 14: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
+	15, // 15: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
+	16, // 16: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
+	17, // 17: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
+	18, // 18: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
+	18, // 19: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
+	18, // 20: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
+	19, // 21: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_gateway_proto_init() }
@@ -1067,13 +1147,14 @@ func file_gateway_proto_init() {
 		(*Frame_Sent)(nil),
 		(*Frame_Error)(nil),
 		(*Frame_Reconnect)(nil),
+		(*Frame_Batch)(nil),
 		(*Frame_Identify)(nil),
 		(*Frame_Heartbeat)(nil),
 		(*Frame_Subscribe)(nil),
 		(*Frame_Unsubscribe)(nil),
 		(*Frame_SendMessage)(nil),
 	}
-	file_gateway_proto_msgTypes[12].OneofWrappers = []any{
+	file_gateway_proto_msgTypes[13].OneofWrappers = []any{
 		(*Event_MessageCreate)(nil),
 		(*Event_MessageUpdate)(nil),
 		(*Event_MessageDelete)(nil),
@@ -1084,7 +1165,7 @@ func file_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
