@@ -2,9 +2,12 @@ package link
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
@@ -102,5 +105,32 @@ func TestBatching(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCompression: with Compression on, a client that offers
+// permessage-deflate gets it and the session works as usual; with it off,
+// the offer is declined.
+func TestCompression(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		h := mustHarness(t, Config{Compression: on})
+		url := "ws" + strings.TrimPrefix(h.srv.URL, "http") + "?encoding=json"
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.CloseNow() })
+		got := strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+		if got != on {
+			t.Fatalf("Compression=%v: extensions %q", on, resp.Header.Get("Sec-WebSocket-Extensions"))
+		}
+		c := &client{tb: t, conn: conn, json: true}
+		c.identify()
+		c.mustSubscribe(3)
+		ev := messageEvent(3, 1, strings.Repeat("compressible ", 100))
+		h.deliver(t, ev)
+		readEvents(t, c, 1, ev)
 	}
 }

@@ -52,6 +52,9 @@ type Config struct {
 	MaxSubscriptions  int           // channels per session, default 1000
 	FramesPerSecond   float64       // inbound rate, default 30 (burst 2x)
 	OriginPatterns    []string      // extra allowed browser origins
+	// Compression offers permessage-deflate (without context takeover, so
+	// an idle connection keeps no compressor state) to clients that ask.
+	Compression bool
 }
 
 func (c *Config) setDefaults() {
@@ -195,7 +198,11 @@ func (n *Node) Handler() http.Handler {
 			http.Error(w, `{"code":"invalid_argument","message":"encoding must be proto or json"}`, http.StatusBadRequest)
 			return
 		}
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: n.cfg.OriginPatterns})
+		opts := &websocket.AcceptOptions{OriginPatterns: n.cfg.OriginPatterns, CompressionMode: websocket.CompressionDisabled}
+		if n.cfg.Compression {
+			opts.CompressionMode = websocket.CompressionNoContextTakeover
+		}
+		conn, err := websocket.Accept(w, r, opts)
 		if err != nil {
 			return // Accept wrote the HTTP error
 		}

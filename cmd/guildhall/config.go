@@ -34,6 +34,7 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	AuditRetention    time.Duration
 	AllowedOrigins    []string
+	Compression       bool
 	ShutdownTimeout   time.Duration
 	LogLevel          string
 	LogFormat         string
@@ -58,6 +59,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.LinkID, "link-id", "", "this link node's ID on the bus; empty picks one at random")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 30*time.Second, "gateway heartbeat interval told to clients")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log entries are kept; negative keeps them forever")
+	fs.BoolVar(&c.Compression, "gateway-compression", false, "offer permessage-deflate on the gateway (costs CPU, saves bandwidth)")
 	var origins string
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated extra browser origins (host patterns, e.g. app.example.com) allowed to open the gateway")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")

@@ -188,6 +188,7 @@ func (m *Main) Run(ctx context.Context) error {
 			NodeID:            c.LinkID,
 			HeartbeatInterval: c.HeartbeatInterval,
 			OriginPatterns:    c.AllowedOrigins,
+			Compression:       c.Compression,
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
