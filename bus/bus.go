@@ -25,6 +25,7 @@ const (
 	MessageSend   = "gh.message.send"   // pb.SendMessageRequest
 	MessageEdit   = "gh.message.edit"   // pb.EditMessageRequest
 	MessageDelete = "gh.message.delete" // pb.DeleteMessageRequest
+	MessageTyping = "gh.message.typing" // pb.TypingRequest
 	MessageQueue  = "message"           // queue group of the message service
 
 	// Link node → subscription service: pb.LinkHeartbeat.

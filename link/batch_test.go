@@ -134,3 +134,28 @@ func TestCompression(t *testing.T) {
 		readEvents(t, c, 1, ev)
 	}
 }
+
+// TestTyping: typing frames are acknowledged, passed on at most once per
+// typingEvery per channel, and refused for channels the sender refuses;
+// typing events are delivered like other events.
+func TestTyping(t *testing.T) {
+	h := mustHarness(t, Config{})
+	c := h.dial(t, false)
+	c.identify()
+	typing := func(ref string, ch uint64) *pb.Frame {
+		return c.request(ref, &pb.Frame{Body: &pb.Frame_Typing{Typing: &pb.Typing{ChannelId: ch}}})
+	}
+	if r := typing("t1", 5); r.GetOk() == nil {
+		t.Fatalf("typing: %v", r)
+	}
+	if r := typing("t2", 5); r.GetOk() == nil { // throttled, still acknowledged
+		t.Fatalf("second typing: %v", r)
+	}
+	if r := typing("t3", 4242); r.GetError().GetCode() != "not_found" {
+		t.Fatalf("typing in a refused channel: %v", r)
+	}
+	c.mustSubscribe(5)
+	ev := &pb.Event{ServerId: serverID, ChannelId: 5, Kind: &pb.Event_TypingStart{TypingStart: &pb.TypingStart{UserId: aliceID}}}
+	h.deliver(t, ev)
+	readEvents(t, c, 1, ev)
+}

@@ -72,10 +72,13 @@ var errWrongMessageType error = wrongTypeError{}
 type encodedEvent struct {
 	proto []byte // the pb.Event, protobuf
 	json  []byte // the pb.Event, protojson
+	// droppable events (typing) may be left out for a session whose queue
+	// is filling up, instead of closing it as a slow consumer.
+	droppable bool
 }
 
 func encodeEvent(ev *pb.Event) (encodedEvent, error) {
-	var e encodedEvent
+	e := encodedEvent{droppable: ev.GetTypingStart() != nil}
 	var err error
 	if e.proto, err = proto.Marshal(ev); err != nil {
 		return e, err

@@ -109,6 +109,13 @@ func (fakeSender) Send(_ context.Context, actor, ch uint64, content, nonce strin
 		CreatedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, nil
 }
 
+func (fakeSender) Typing(_ context.Context, actor, ch uint64) error {
+	if ch >= 1000 {
+		return guildhall.E("fake.Typing", guildhall.NotFound, "unknown channel")
+	}
+	return nil
+}
+
 var (
 	_ Auth      = fakeAuth{}
 	_ Directory = (*fakeDir)(nil)

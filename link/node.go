@@ -38,6 +38,7 @@ type Directory interface {
 // Sender posts messages (the message service, over the bus).
 type Sender interface {
 	Send(ctx context.Context, actorID, channelID uint64, content, nonce string) (message.Message, error)
+	Typing(ctx context.Context, actorID, channelID uint64) error
 }
 
 // Config of a Node. Zero values mean the documented defaults.

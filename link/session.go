@@ -46,6 +46,8 @@ type session struct {
 	user  member.User // set once by identify, read only by the reader after
 	batch atomic.Bool // the client accepts Batch frames
 
+	lastTyping map[uint64]time.Time // reader only: when typing was last passed on, per channel
+
 	mu        sync.Mutex // guards seq, subs, closed, closing, ended and sends to out
 	seq       uint64
 	subs      map[uint64]uint64 // channel → permission version access was checked at
@@ -64,6 +66,8 @@ func newSession(n *Node, conn *websocket.Conn, c codec) *session {
 		out:       make(chan outFrame, n.cfg.QueueLen),
 		subs:      make(map[uint64]uint64),
 		closeDone: make(chan struct{}),
+
+		lastTyping: make(map[uint64]time.Time),
 	}
 }
 
@@ -156,6 +160,9 @@ func (s *session) dispatchAt(ev encodedEvent, ch, v uint64) bool {
 	}
 	if checked < v {
 		return false
+	}
+	if ev.droppable && len(s.out) >= cap(s.out)/2 {
+		return true // behind already: a typing indicator is not worth a disconnect
 	}
 	if !s.closed {
 		s.seq++
@@ -345,11 +352,33 @@ func (s *session) handle(ctx context.Context, f *pb.Frame) error {
 		} else {
 			s.send(&pb.Frame{Ref: f.Ref, Body: &pb.Frame_Sent{Sent: &pb.Sent{Message: natsrpc.ToProto(m)}}})
 		}
+	case *pb.Frame_Typing:
+		s.reply(f.Ref, s.typing(ctx, b.Typing.ChannelId))
 	default:
 		s.close(CloseUnknownFrame, "this frame is not accepted from clients")
 		return errClosing
 	}
 	return nil
+}
+
+// typingEvery is how often a session's typing in one channel is passed on;
+// more frequent typing frames are acknowledged and dropped.
+const typingEvery = 5 * time.Second
+
+// typing passes a typing indicator on to the message service, at most
+// once per typingEvery per channel. Only the reader calls it.
+func (s *session) typing(ctx context.Context, ch uint64) error {
+	now := time.Now()
+	if last, ok := s.lastTyping[ch]; ok && now.Sub(last) < typingEvery {
+		return nil
+	}
+	if len(s.lastTyping) >= 64 { // bounded: forget old entries
+		clear(s.lastTyping)
+	}
+	s.lastTyping[ch] = now
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return s.n.sender.Typing(rctx, s.user.ID, ch)
 }
 
 // reply answers a request with ok or error.

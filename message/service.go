@@ -36,6 +36,7 @@ const (
 	Created EventKind = iota + 1
 	Updated
 	Deleted
+	Typing // Message holds only ChannelID, ServerID, AuthorID and CreatedAt
 )
 
 // Event is what the service hands to fan-out after a change is stored.
@@ -176,6 +177,18 @@ func (s *Service) Delete(ctx context.Context, actorID, channelID, messageID uint
 		return guildhall.Wrap(op, err)
 	}
 	s.publish(ctx, Event{Kind: Deleted, Message: Message{ID: m.ID, ChannelID: m.ChannelID, ServerID: m.ServerID, Seq: m.Seq}})
+	return nil
+}
+
+// Typing announces that actor is typing in a channel they may send in.
+// Nothing is stored.
+func (s *Service) Typing(ctx context.Context, actorID, channelID uint64) error {
+	const op = "message.Typing"
+	serverID, err := s.access.CanSend(ctx, actorID, channelID)
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	s.publish(ctx, Event{Kind: Typing, Message: Message{ChannelID: channelID, ServerID: serverID, AuthorID: actorID, CreatedAt: s.now().UTC()}})
 	return nil
 }
 

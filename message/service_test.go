@@ -649,3 +649,19 @@ func TestHistoryPaging(t *testing.T) {
 		t.Errorf("paging with after = %v, want %v", all, want)
 	}
 }
+
+func TestTyping(t *testing.T) {
+	e := newEnv(t)
+	if err := e.svc.Typing(t.Context(), e.plain.ID, e.channel); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, "Typing(outsider)", e.svc.Typing(t.Context(), e.outsider.ID, e.channel), guildhall.NotFound)
+	events := e.pub.Events()
+	if len(events) != 1 || events[0].Kind != message.Typing || events[0].Message.AuthorID != e.plain.ID ||
+		events[0].Message.ChannelID != e.channel || events[0].Message.ServerID != e.srv.ID {
+		t.Fatalf("events %+v", events)
+	}
+	if h := e.history(t); len(h) != 0 {
+		t.Fatalf("typing stored messages: %+v", h)
+	}
+}

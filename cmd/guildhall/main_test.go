@@ -346,6 +346,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("events %v", kinds)
 	}
 
+	// Typing goes through the message service to every follower.
+	gwProto.write(&pb.Frame{Ref: "t1", Body: &pb.Frame_Typing{Typing: &pb.Typing{ChannelId: chID}}})
+	for {
+		f := gwJSON.read()
+		if ts := f.GetEvent().GetTypingStart(); ts != nil {
+			if fmt.Sprint(ts.UserId) != fmt.Sprint(ready.User.GetId()) {
+				t.Fatalf("typing_start %v", f)
+			}
+			break
+		}
+	}
+
 	// Restart on the same data dir: accounts, servers and history are there.
 	if err := m.Close(context.Background()); err != nil {
 		t.Fatal(err)

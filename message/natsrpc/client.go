@@ -58,6 +58,12 @@ func validUTF8(op, content, nonce string) error {
 // message service that dies mid-request never hangs the caller.
 const DefaultTimeout = 10 * time.Second
 
+// Typing announces that actorID is typing in channelID.
+func (c *Client) Typing(ctx context.Context, actorID, channelID uint64) error {
+	_, err := c.do(ctx, "message.Typing", bus.MessageTyping, &pb.TypingRequest{ActorId: actorID, ChannelId: channelID})
+	return err
+}
+
 func (c *Client) do(ctx context.Context, op, subject string, req proto.Message) (message.Message, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -50,6 +50,8 @@ func EventToProto(ev message.Event) *pb.Event {
 		out.Kind = &pb.Event_MessageUpdate{MessageUpdate: ToProto(m)}
 	case message.Deleted:
 		out.Kind = &pb.Event_MessageDelete{MessageDelete: &pb.MessageDelete{Id: m.ID, ChannelId: m.ChannelID, ServerId: m.ServerID, Seq: m.Seq}}
+	case message.Typing:
+		out.Kind = &pb.Event_TypingStart{TypingStart: &pb.TypingStart{UserId: m.AuthorID, At: timestamppb.New(m.CreatedAt)}}
 	}
 	return out
 }

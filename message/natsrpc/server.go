@@ -70,6 +70,7 @@ func Serve(nc *nats.Conn, svc *message.Service, log *slog.Logger, cfg ServerConf
 		bus.MessageSend:   func() proto.Message { return new(pb.SendMessageRequest) },
 		bus.MessageEdit:   func() proto.Message { return new(pb.EditMessageRequest) },
 		bus.MessageDelete: func() proto.Message { return new(pb.DeleteMessageRequest) },
+		bus.MessageTyping: func() proto.Message { return new(pb.TypingRequest) },
 	} {
 		sub, err := nc.QueueSubscribe(subject, bus.MessageQueue, func(msg *nats.Msg) { s.dispatch(msg, newReq()) })
 		if err != nil {
@@ -144,6 +145,8 @@ func (s *Server) handle(j job) {
 		m, err = s.svc.Edit(ctx, r.ActorId, r.ChannelId, r.MessageId, r.Content)
 	case *pb.DeleteMessageRequest:
 		err = s.svc.Delete(ctx, r.ActorId, r.ChannelId, r.MessageId)
+	case *pb.TypingRequest:
+		err = s.svc.Typing(ctx, r.ActorId, r.ChannelId)
 	}
 	if err != nil && guildhall.KindOf(err) == guildhall.Internal {
 		s.log.Error("message request failed", "err", err)

@@ -10,6 +10,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/internal/pebblekv"
 	"github.com/guildhall/guildhall/message"
 )
 
@@ -51,13 +52,13 @@ func (s *Store) Insert(_ context.Context, m message.Message) error {
 	mu.Lock()
 	defer mu.Unlock()
 	sk := seqKey(m.ChannelID, m.Seq)
-	if ok, err := has(s.db, sk); err != nil {
+	if ok, err := pebblekv.Has(s.db, sk); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "seq %d already taken", m.Seq)
 	}
 	mk := msgKey(m.ChannelID, m.ID)
-	if ok, err := has(s.db, mk); err != nil {
+	if ok, err := pebblekv.Has(s.db, mk); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "message ID taken")
@@ -65,24 +66,24 @@ func (s *Store) Insert(_ context.Context, m message.Message) error {
 	var nk []byte
 	if m.Nonce != "" {
 		nk = nonceKey(m.ChannelID, m.AuthorID, m.Nonce)
-		if ok, err := has(s.db, nk); err != nil {
+		if ok, err := pebblekv.Has(s.db, nk); err != nil {
 			return guildhall.Wrap(op, err)
 		} else if ok {
 			return guildhall.E(op, guildhall.Conflict, "nonce already used")
 		}
 	}
-	last, _, err := get(s.db, lastKey(m.ChannelID), decodeID)
+	last, _, err := pebblekv.Get(s.db, lastKey(m.ChannelID), pebblekv.DecodeUint64)
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
 
 	b := s.db.NewBatch()
 	defer b.Close()
-	id := encodeID(m.ID)
+	id := pebblekv.EncodeUint64(m.ID)
 	set(b, mk, encodeMessage(m))
 	set(b, sk, id)
 	if m.Seq > last {
-		set(b, lastKey(m.ChannelID), encodeID(m.Seq))
+		set(b, lastKey(m.ChannelID), pebblekv.EncodeUint64(m.Seq))
 	}
 	if nk != nil {
 		set(b, nk, id)
@@ -93,7 +94,7 @@ func (s *Store) Insert(_ context.Context, m message.Message) error {
 // LastSeq implements message.Store. Deleting a message does not lower it.
 func (s *Store) LastSeq(_ context.Context, channelID uint64) (uint64, error) {
 	const op = "message/pebble.LastSeq"
-	last, _, err := get(s.db, lastKey(channelID), decodeID)
+	last, _, err := pebblekv.Get(s.db, lastKey(channelID), pebblekv.DecodeUint64)
 	return last, guildhall.Wrap(op, err)
 }
 
@@ -105,7 +106,7 @@ func (s *Store) ByNonce(_ context.Context, channelID, authorID uint64, nonce str
 	}
 	// Insert and Delete write the nonce entry and the record together, so
 	// an entry whose record is gone only means a Delete ran in between.
-	id, ok, err := get(s.db, nonceKey(channelID, authorID, nonce), decodeID)
+	id, ok, err := pebblekv.Get(s.db, nonceKey(channelID, authorID, nonce), pebblekv.DecodeUint64)
 	if err != nil || !ok {
 		return message.Message{}, false, guildhall.Wrap(op, err)
 	}
@@ -127,7 +128,7 @@ func (s *Store) Get(_ context.Context, channelID, id uint64) (message.Message, e
 }
 
 func (s *Store) get(channelID, id uint64) (message.Message, bool, error) {
-	return get(s.db, msgKey(channelID, id), func(v []byte) (message.Message, error) {
+	return pebblekv.Get(s.db, msgKey(channelID, id), func(v []byte) (message.Message, error) {
 		return decodeMessage(channelID, id, v)
 	})
 }
@@ -259,7 +260,7 @@ func (h *history) add() bool {
 		h.err = err
 		return false
 	}
-	m, err := decodeMessage(h.channelID, msgID(h.it.Key()), v)
+	m, err := decodeMessage(h.channelID, pebblekv.LastID(h.it.Key()), v)
 	if err != nil {
 		h.err = err
 		return false
@@ -272,23 +273,3 @@ func (h *history) add() bool {
 // fail.
 func set(b *pebbledb.Batch, k, v []byte) { _ = b.Set(k, v, nil) }
 func del(b *pebbledb.Batch, k []byte)    { _ = b.Delete(k, nil) }
-
-// get reads and decodes the value at k; ok is false if there is none.
-func get[T any](r pebbledb.Reader, k []byte, decode func([]byte) (T, error)) (v T, ok bool, err error) {
-	raw, closer, err := r.Get(k)
-	if errors.Is(err, pebbledb.ErrNotFound) {
-		return v, false, nil
-	}
-	if err != nil {
-		return v, false, err
-	}
-	defer closer.Close()
-	v, err = decode(raw)
-	return v, err == nil, err
-}
-
-// has reports whether k is stored.
-func has(r pebbledb.Reader, k []byte) (bool, error) {
-	_, ok, err := get(r, k, func([]byte) (struct{}, error) { return struct{}{}, nil })
-	return ok, err
-}

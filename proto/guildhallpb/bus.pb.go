@@ -560,6 +560,58 @@ func (x *DeleteMessageRequest) GetMessageId() uint64 {
 	return 0
 }
 
+type TypingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ActorId       uint64                 `protobuf:"varint,1,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	ChannelId     uint64                 `protobuf:"varint,2,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypingRequest) Reset() {
+	*x = TypingRequest{}
+	mi := &file_bus_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingRequest) ProtoMessage() {}
+
+func (x *TypingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingRequest.ProtoReflect.Descriptor instead.
+func (*TypingRequest) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TypingRequest) GetActorId() uint64 {
+	if x != nil {
+		return x.ActorId
+	}
+	return 0
+}
+
+func (x *TypingRequest) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
 type MessageReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Message       *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
@@ -570,7 +622,7 @@ type MessageReply struct {
 
 func (x *MessageReply) Reset() {
 	*x = MessageReply{}
-	mi := &file_bus_proto_msgTypes[9]
+	mi := &file_bus_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +634,7 @@ func (x *MessageReply) String() string {
 func (*MessageReply) ProtoMessage() {}
 
 func (x *MessageReply) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[9]
+	mi := &file_bus_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +647,7 @@ func (x *MessageReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageReply.ProtoReflect.Descriptor instead.
 func (*MessageReply) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{9}
+	return file_bus_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MessageReply) GetMessage() *Message {
@@ -658,7 +710,11 @@ const file_bus_proto_rawDesc = "" +
 	"\n" +
 	"channel_id\x18\x02 \x01(\x04R\tchannelId\x12\x1d\n" +
 	"\n" +
-	"message_id\x18\x03 \x01(\x04R\tmessageId\"j\n" +
+	"message_id\x18\x03 \x01(\x04R\tmessageId\"I\n" +
+	"\rTypingRequest\x12\x19\n" +
+	"\bactor_id\x18\x01 \x01(\x04R\aactorId\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x02 \x01(\x04R\tchannelId\"j\n" +
 	"\fMessageReply\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.guildhall.v1.MessageR\amessage\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05errorB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
@@ -675,7 +731,7 @@ func file_bus_proto_rawDescGZIP() []byte {
 	return file_bus_proto_rawDescData
 }
 
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_bus_proto_goTypes = []any{
 	(*LinkHeartbeat)(nil),        // 0: guildhall.v1.LinkHeartbeat
 	(*ChannelCount)(nil),         // 1: guildhall.v1.ChannelCount
@@ -686,17 +742,18 @@ var file_bus_proto_goTypes = []any{
 	(*SendMessageRequest)(nil),   // 6: guildhall.v1.SendMessageRequest
 	(*EditMessageRequest)(nil),   // 7: guildhall.v1.EditMessageRequest
 	(*DeleteMessageRequest)(nil), // 8: guildhall.v1.DeleteMessageRequest
-	(*MessageReply)(nil),         // 9: guildhall.v1.MessageReply
-	(*Event)(nil),                // 10: guildhall.v1.Event
-	(*Message)(nil),              // 11: guildhall.v1.Message
-	(*Error)(nil),                // 12: guildhall.v1.Error
+	(*TypingRequest)(nil),        // 9: guildhall.v1.TypingRequest
+	(*MessageReply)(nil),         // 10: guildhall.v1.MessageReply
+	(*Event)(nil),                // 11: guildhall.v1.Event
+	(*Message)(nil),              // 12: guildhall.v1.Message
+	(*Error)(nil),                // 13: guildhall.v1.Error
 }
 var file_bus_proto_depIdxs = []int32{
 	1,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
 	2,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
-	10, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
-	11, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
-	12, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
+	11, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
+	12, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
+	13, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
 	5,  // [5:5] is the sub-list for method output_type
 	5,  // [5:5] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
@@ -717,7 +774,7 @@ func file_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -13,6 +13,7 @@ package guildhallpb
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -49,6 +50,7 @@ type Frame struct {
 	//	*Frame_Subscribe
 	//	*Frame_Unsubscribe
 	//	*Frame_SendMessage
+	//	*Frame_Typing
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -231,6 +233,15 @@ func (x *Frame) GetSendMessage() *SendMessage {
 	return nil
 }
 
+func (x *Frame) GetTyping() *Typing {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -293,6 +304,10 @@ type Frame_SendMessage struct {
 	SendMessage *SendMessage `protobuf:"bytes,34,opt,name=send_message,json=sendMessage,proto3,oneof"`
 }
 
+type Frame_Typing struct {
+	Typing *Typing `protobuf:"bytes,35,opt,name=typing,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_Ready) isFrame_Body() {}
@@ -320,6 +335,8 @@ func (*Frame_Subscribe) isFrame_Body() {}
 func (*Frame_Unsubscribe) isFrame_Body() {}
 
 func (*Frame_SendMessage) isFrame_Body() {}
+
+func (*Frame_Typing) isFrame_Body() {}
 
 // Hello is the first frame on a new connection.
 type Hello struct {
@@ -769,6 +786,52 @@ func (x *SendMessage) GetNonce() string {
 	return ""
 }
 
+// Typing says the user is typing in a channel. Send it at most every few
+// seconds while typing; the reply is Ok (or Error) with the same ref.
+type Typing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_gateway_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Typing) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
 type Sent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Message       *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
@@ -778,7 +841,7 @@ type Sent struct {
 
 func (x *Sent) Reset() {
 	*x = Sent{}
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +853,7 @@ func (x *Sent) String() string {
 func (*Sent) ProtoMessage() {}
 
 func (x *Sent) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +866,7 @@ func (x *Sent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sent.ProtoReflect.Descriptor instead.
 func (*Sent) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{10}
+	return file_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Sent) GetMessage() *Message {
@@ -821,7 +884,7 @@ type Ok struct {
 
 func (x *Ok) Reset() {
 	*x = Ok{}
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +896,7 @@ func (x *Ok) String() string {
 func (*Ok) ProtoMessage() {}
 
 func (x *Ok) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +909,7 @@ func (x *Ok) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ok.ProtoReflect.Descriptor instead.
 func (*Ok) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{11}
+	return file_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 // Reconnect tells the client the server is going away and it should connect
@@ -859,7 +922,7 @@ type Reconnect struct {
 
 func (x *Reconnect) Reset() {
 	*x = Reconnect{}
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +934,7 @@ func (x *Reconnect) String() string {
 func (*Reconnect) ProtoMessage() {}
 
 func (x *Reconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +947,7 @@ func (x *Reconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reconnect.ProtoReflect.Descriptor instead.
 func (*Reconnect) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{12}
+	return file_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 // Event is a dispatch: something happened in a channel the session follows.
@@ -897,6 +960,7 @@ type Event struct {
 	//	*Event_MessageCreate
 	//	*Event_MessageUpdate
 	//	*Event_MessageDelete
+	//	*Event_TypingStart
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -904,7 +968,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +980,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +993,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{13}
+	return file_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Event) GetServerId() uint64 {
@@ -980,6 +1044,15 @@ func (x *Event) GetMessageDelete() *MessageDelete {
 	return nil
 }
 
+func (x *Event) GetTypingStart() *TypingStart {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_TypingStart); ok {
+			return x.TypingStart
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -996,17 +1069,77 @@ type Event_MessageDelete struct {
 	MessageDelete *MessageDelete `protobuf:"bytes,12,opt,name=message_delete,json=messageDelete,proto3,oneof"`
 }
 
+type Event_TypingStart struct {
+	TypingStart *TypingStart `protobuf:"bytes,13,opt,name=typing_start,json=typingStart,proto3,oneof"`
+}
+
 func (*Event_MessageCreate) isEvent_Kind() {}
 
 func (*Event_MessageUpdate) isEvent_Kind() {}
 
 func (*Event_MessageDelete) isEvent_Kind() {}
 
+func (*Event_TypingStart) isEvent_Kind() {}
+
+// TypingStart: user_id started typing; show it for about 10 seconds unless
+// a message from them or another TypingStart comes first.
+type TypingStart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypingStart) Reset() {
+	*x = TypingStart{}
+	mi := &file_gateway_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingStart) ProtoMessage() {}
+
+func (x *TypingStart) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingStart.ProtoReflect.Descriptor instead.
+func (*TypingStart) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TypingStart) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *TypingStart) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\rgateway.proto\x12\fguildhall.v1\x1a\vtypes.proto\"\x85\x06\n" +
+	"\rgateway.proto\x12\fguildhall.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\vtypes.proto\"\xb5\x06\n" +
 	"\x05Frame\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\x12+\n" +
@@ -1024,7 +1157,8 @@ const file_gateway_proto_rawDesc = "" +
 	"\theartbeat\x18\x1f \x01(\v2\x17.guildhall.v1.HeartbeatH\x00R\theartbeat\x127\n" +
 	"\tsubscribe\x18  \x01(\v2\x17.guildhall.v1.SubscribeH\x00R\tsubscribe\x12=\n" +
 	"\vunsubscribe\x18! \x01(\v2\x19.guildhall.v1.UnsubscribeH\x00R\vunsubscribe\x12>\n" +
-	"\fsend_message\x18\" \x01(\v2\x19.guildhall.v1.SendMessageH\x00R\vsendMessageB\x06\n" +
+	"\fsend_message\x18\" \x01(\v2\x19.guildhall.v1.SendMessageH\x00R\vsendMessage\x12.\n" +
+	"\x06typing\x18# \x01(\v2\x14.guildhall.v1.TypingH\x00R\x06typingB\x06\n" +
 	"\x04body\";\n" +
 	"\x05Hello\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x01 \x01(\rR\x13heartbeatIntervalMs\"6\n" +
@@ -1052,11 +1186,14 @@ const file_gateway_proto_rawDesc = "" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x12\x14\n" +
-	"\x05nonce\x18\x03 \x01(\tR\x05nonce\"7\n" +
+	"\x05nonce\x18\x03 \x01(\tR\x05nonce\"'\n" +
+	"\x06Typing\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\"7\n" +
 	"\x04Sent\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.guildhall.v1.MessageR\amessage\"\x04\n" +
 	"\x02Ok\"\v\n" +
-	"\tReconnect\"\x91\x02\n" +
+	"\tReconnect\"\xd1\x02\n" +
 	"\x05Event\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x12\x1d\n" +
 	"\n" +
@@ -1064,8 +1201,12 @@ const file_gateway_proto_rawDesc = "" +
 	"\x0emessage_create\x18\n" +
 	" \x01(\v2\x15.guildhall.v1.MessageH\x00R\rmessageCreate\x12>\n" +
 	"\x0emessage_update\x18\v \x01(\v2\x15.guildhall.v1.MessageH\x00R\rmessageUpdate\x12D\n" +
-	"\x0emessage_delete\x18\f \x01(\v2\x1b.guildhall.v1.MessageDeleteH\x00R\rmessageDeleteB\x06\n" +
-	"\x04kindB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
+	"\x0emessage_delete\x18\f \x01(\v2\x1b.guildhall.v1.MessageDeleteH\x00R\rmessageDelete\x12>\n" +
+	"\ftyping_start\x18\r \x01(\v2\x19.guildhall.v1.TypingStartH\x00R\vtypingStartB\x06\n" +
+	"\x04kind\"R\n" +
+	"\vTypingStart\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
 
 var (
 	file_gateway_proto_rawDescOnce sync.Once
@@ -1079,57 +1220,63 @@ func file_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_proto_rawDescData
 }
 
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_gateway_proto_goTypes = []any{
-	(*Frame)(nil),         // 0: guildhall.v1.Frame
-	(*Hello)(nil),         // 1: guildhall.v1.Hello
-	(*Identify)(nil),      // 2: guildhall.v1.Identify
-	(*Batch)(nil),         // 3: guildhall.v1.Batch
-	(*Ready)(nil),         // 4: guildhall.v1.Ready
-	(*Heartbeat)(nil),     // 5: guildhall.v1.Heartbeat
-	(*HeartbeatAck)(nil),  // 6: guildhall.v1.HeartbeatAck
-	(*Subscribe)(nil),     // 7: guildhall.v1.Subscribe
-	(*Unsubscribe)(nil),   // 8: guildhall.v1.Unsubscribe
-	(*SendMessage)(nil),   // 9: guildhall.v1.SendMessage
-	(*Sent)(nil),          // 10: guildhall.v1.Sent
-	(*Ok)(nil),            // 11: guildhall.v1.Ok
-	(*Reconnect)(nil),     // 12: guildhall.v1.Reconnect
-	(*Event)(nil),         // 13: guildhall.v1.Event
-	(*Error)(nil),         // 14: guildhall.v1.Error
-	(*User)(nil),          // 15: guildhall.v1.User
-	(*Server)(nil),        // 16: guildhall.v1.Server
-	(*Channel)(nil),       // 17: guildhall.v1.Channel
-	(*Message)(nil),       // 18: guildhall.v1.Message
-	(*MessageDelete)(nil), // 19: guildhall.v1.MessageDelete
+	(*Frame)(nil),                 // 0: guildhall.v1.Frame
+	(*Hello)(nil),                 // 1: guildhall.v1.Hello
+	(*Identify)(nil),              // 2: guildhall.v1.Identify
+	(*Batch)(nil),                 // 3: guildhall.v1.Batch
+	(*Ready)(nil),                 // 4: guildhall.v1.Ready
+	(*Heartbeat)(nil),             // 5: guildhall.v1.Heartbeat
+	(*HeartbeatAck)(nil),          // 6: guildhall.v1.HeartbeatAck
+	(*Subscribe)(nil),             // 7: guildhall.v1.Subscribe
+	(*Unsubscribe)(nil),           // 8: guildhall.v1.Unsubscribe
+	(*SendMessage)(nil),           // 9: guildhall.v1.SendMessage
+	(*Typing)(nil),                // 10: guildhall.v1.Typing
+	(*Sent)(nil),                  // 11: guildhall.v1.Sent
+	(*Ok)(nil),                    // 12: guildhall.v1.Ok
+	(*Reconnect)(nil),             // 13: guildhall.v1.Reconnect
+	(*Event)(nil),                 // 14: guildhall.v1.Event
+	(*TypingStart)(nil),           // 15: guildhall.v1.TypingStart
+	(*Error)(nil),                 // 16: guildhall.v1.Error
+	(*User)(nil),                  // 17: guildhall.v1.User
+	(*Server)(nil),                // 18: guildhall.v1.Server
+	(*Channel)(nil),               // 19: guildhall.v1.Channel
+	(*Message)(nil),               // 20: guildhall.v1.Message
+	(*MessageDelete)(nil),         // 21: guildhall.v1.MessageDelete
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_gateway_proto_depIdxs = []int32{
 	1,  // 0: guildhall.v1.Frame.hello:type_name -> guildhall.v1.Hello
 	4,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
 	6,  // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
-	13, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
-	11, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
-	10, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
-	14, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
-	12, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
+	14, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
+	12, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
+	11, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
+	16, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
+	13, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
 	3,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
 	2,  // 9: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
 	5,  // 10: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
 	7,  // 11: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
 	8,  // 12: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
 	9,  // 13: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
-	0,  // 14: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
-	15, // 15: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
-	16, // 16: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
-	17, // 17: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
-	18, // 18: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
-	18, // 19: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
-	18, // 20: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
-	19, // 21: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	10, // 14: guildhall.v1.Frame.typing:type_name -> guildhall.v1.Typing
+	0,  // 15: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
+	17, // 16: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
+	18, // 17: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
+	19, // 18: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
+	20, // 19: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
+	20, // 20: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
+	20, // 21: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
+	21, // 22: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
+	15, // 23: guildhall.v1.Event.typing_start:type_name -> guildhall.v1.TypingStart
+	22, // 24: guildhall.v1.TypingStart.at:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_gateway_proto_init() }
@@ -1153,11 +1300,13 @@ func file_gateway_proto_init() {
 		(*Frame_Subscribe)(nil),
 		(*Frame_Unsubscribe)(nil),
 		(*Frame_SendMessage)(nil),
+		(*Frame_Typing)(nil),
 	}
-	file_gateway_proto_msgTypes[13].OneofWrappers = []any{
+	file_gateway_proto_msgTypes[14].OneofWrappers = []any{
 		(*Event_MessageCreate)(nil),
 		(*Event_MessageUpdate)(nil),
 		(*Event_MessageDelete)(nil),
+		(*Event_TypingStart)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1165,7 +1314,7 @@ func file_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
