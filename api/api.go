@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -120,9 +122,11 @@ func (a *API) Handler() http.Handler {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 			if reason := r.Header.Get("X-Audit-Log-Reason"); reason != "" {
-				if len(reason) > audit.MaxReason {
-					Error(w, r, a.log, guildhall.E("api", guildhall.Invalid, "X-Audit-Log-Reason must be at most %d bytes", audit.MaxReason))
-					return
+				// Percent-encoded, as Discord clients send it (headers
+				// cannot carry UTF-8); a reason that does not decode is
+				// kept as sent. The audit log cuts it to its limit.
+				if decoded, err := url.PathUnescape(reason); err == nil {
+					reason = decoded
 				}
 				r = r.WithContext(audit.WithReason(r.Context(), reason))
 			}
@@ -228,9 +232,12 @@ func decode(r *http.Request, v any) error {
 func jsonProblem(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
+	var ours *guildhall.Error
 	switch {
+	case errors.As(err, &ours): // a field's own decoder said what is wrong
+		return guildhall.Message(err)
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Sprintf("field %s must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind()), typeErr.Value)
+		return fmt.Sprintf("field %s must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 	case errors.As(err, &typeErr):
 		return fmt.Sprintf("request body must be a JSON object, not %s", typeErr.Value)
 	case errors.As(err, &syntaxErr):
@@ -242,8 +249,16 @@ func jsonProblem(err error) string {
 	}
 }
 
-func jsonKind(k reflect.Kind) string {
-	switch k {
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return "a string" // e.g. permissions: "1024"
+	}
+	switch t.Kind() {
 	case reflect.String:
 		return "a string"
 	case reflect.Bool:
@@ -252,8 +267,6 @@ func jsonKind(k reflect.Kind) string {
 		return "an array"
 	case reflect.Struct, reflect.Map:
 		return "an object"
-	case reflect.Pointer:
-		return "a value of another type"
 	default:
 		return "a number"
 	}

@@ -932,3 +932,19 @@ func mustID(t *testing.T, s string) uint64 {
 	}
 	return id
 }
+
+func TestJSONProblemWords(t *testing.T) {
+	e := newEnv(t)
+	w := e.world(t)
+	for body, message := range map[string]string{
+		`{"permissions":1024}`:                   "field permissions must be a string, not number",
+		`{"permissions":"99999999999999999999"}`: `permissions "99999999999999999999": not a decimal integer below 2^64`,
+		`{"name":5}`:                             "field name must be a string, not number",
+	} {
+		r := e.do(t, "POST", "/servers/"+w.server.ID+"/roles", w.owner.Token, raw(body))
+		got := want[map[string]any](t, body, r, 400)
+		if got["message"] != message {
+			t.Errorf("%s: message %q, want %q", body, got["message"], message)
+		}
+	}
+}

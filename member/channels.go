@@ -234,6 +234,13 @@ func (s *Service) UpdateChannel(ctx context.Context, actor User, channelID uint6
 			changes = append(changes, audit.Change{Key: "synced", Old: strconv.FormatBool(before.Synced), New: strconv.FormatBool(ch.Synced)})
 		}
 	}
+	// A channel that stops following its category keeps the category's
+	// overwrites as its own, so it stays exactly as visible as it was.
+	if before.Synced && before.ParentID != 0 && (!ch.Synced || ch.ParentID != before.ParentID) {
+		if err := s.roles.CopyOverwrites(ctx, ch.ServerID, before.ParentID, ch.ID); err != nil {
+			return Channel{}, guildhall.Wrap(op, err)
+		}
+	}
 	if err := s.store.UpdateChannel(ctx, ch); err != nil {
 		return Channel{}, guildhall.Wrap(op, err)
 	}
@@ -255,8 +262,30 @@ func (s *Service) DeleteChannel(ctx context.Context, actor User, channelID uint6
 	if err != nil {
 		return Channel{}, err
 	}
+	var orphans []Channel // synced children of a deleted category
+	if ch.Type == ChannelCategory {
+		list, err := s.store.Channels(ctx, ch.ServerID)
+		if err != nil {
+			return Channel{}, guildhall.Wrap(op, err)
+		}
+		for _, c := range list {
+			if c.ParentID == ch.ID && c.Synced {
+				// They keep the category's visibility as their own.
+				if err := s.roles.CopyOverwrites(ctx, ch.ServerID, ch.ID, c.ID); err != nil {
+					return Channel{}, guildhall.Wrap(op, err)
+				}
+				orphans = append(orphans, c)
+			}
+		}
+	}
 	if err := s.store.DeleteChannel(ctx, channelID); err != nil {
 		return Channel{}, guildhall.Wrap(op, err)
+	}
+	for _, c := range orphans {
+		c.ParentID, c.Synced = 0, false
+		if err := s.store.UpdateChannel(ctx, c); err != nil {
+			return Channel{}, guildhall.Wrap(op, err)
+		}
 	}
 	if err := s.roles.DeleteChannel(ctx, ch.ServerID, channelID); err != nil {
 		return Channel{}, guildhall.Wrap(op, err)

@@ -28,7 +28,7 @@ func (d Directory) ChannelRef(ctx context.Context, channelID uint64) (role.Chann
 	if err != nil {
 		return role.ChannelRef{}, err
 	}
-	return role.ChannelRef{ID: c.ID, ServerID: c.ServerID, ParentID: c.ParentID, Synced: c.Synced}, nil
+	return role.ChannelRef{ID: c.ID, ServerID: c.ServerID, ParentID: c.ParentID, Synced: c.Synced, Category: c.Type == ChannelCategory}, nil
 }
 
 // IsMember implements role.Directory.

@@ -48,6 +48,7 @@ type Roles interface {
 	ChannelsPermissions(ctx context.Context, userID, serverID uint64, chans []role.ChannelRef) ([]role.Permissions, error)
 	ClearMember(ctx context.Context, serverID, userID uint64) error
 	DeleteChannel(ctx context.Context, serverID, channelID uint64) error
+	CopyOverwrites(ctx context.Context, serverID, from, to uint64) error
 	Bump(ctx context.Context, serverID uint64) error
 }
 

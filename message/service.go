@@ -25,6 +25,8 @@ const (
 type Access interface {
 	CanRead(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
 	CanSend(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
+	// CanView: see the channel (enough to delete one's own messages).
+	CanView(ctx context.Context, userID, channelID uint64) (serverID, version uint64, err error)
 	// CanManageMessages: delete other people's messages.
 	CanManageMessages(ctx context.Context, userID, channelID uint64) (serverID uint64, err error)
 }
@@ -160,15 +162,20 @@ func (s *Service) Edit(ctx context.Context, actorID, channelID, messageID uint64
 // MANAGE_MESSAGES in the channel.
 func (s *Service) Delete(ctx context.Context, actorID, channelID, messageID uint64) error {
 	const op = "message.Delete"
-	m, err := s.own(ctx, op, actorID, channelID, messageID)
-	if guildhall.KindOf(err) == guildhall.Forbidden { // not the author: moderators may
-		if _, merr := s.access.CanManageMessages(ctx, actorID, channelID); merr == nil {
-			m, err = s.store.Get(ctx, channelID, messageID)
-			err = guildhall.Wrap(op, err)
-		}
+	if _, _, err := s.access.CanView(ctx, actorID, channelID); err != nil {
+		return guildhall.Wrap(op, err)
 	}
+	m, err := s.store.Get(ctx, channelID, messageID)
 	if err != nil {
-		return err
+		return guildhall.Wrap(op, err)
+	}
+	if m.AuthorID != actorID { // not the author: moderators may
+		if _, err := s.access.CanManageMessages(ctx, actorID, channelID); err != nil {
+			if guildhall.KindOf(err) == guildhall.Forbidden {
+				return guildhall.E(op, guildhall.Forbidden, "only the author or a member with MANAGE_MESSAGES may delete a message")
+			}
+			return guildhall.Wrap(op, err)
+		}
 	}
 	mu := s.lock(channelID)
 	mu.Lock()

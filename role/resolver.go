@@ -26,6 +26,8 @@ type ChannelRef struct {
 	ParentID uint64 // category, 0 for none
 	// Synced channels take their category's overwrites instead of their own.
 	Synced bool
+	// Category channels hold other channels, never messages.
+	Category bool
 }
 
 // maxCached bounds each cache; a full cache is emptied and refilled.
@@ -118,31 +120,31 @@ func (r *Resolver) serverInput(ctx context.Context, userID, serverID uint64) (In
 // ChannelInput returns the input of userID in channelID and its server.
 // A channel of a server the user is not in is NotFound.
 func (r *Resolver) ChannelInput(ctx context.Context, userID, channelID uint64) (Input, error) {
-	in, _, err := r.channelInput(ctx, userID, channelID)
+	in, _, _, err := r.channelInput(ctx, userID, channelID)
 	return in, err
 }
 
-func (r *Resolver) channelInput(ctx context.Context, userID, channelID uint64) (Input, uint64, error) {
+func (r *Resolver) channelInput(ctx context.Context, userID, channelID uint64) (Input, uint64, ChannelRef, error) {
 	const op = "role.ChannelInput"
 	ch, err := r.dir.ChannelRef(ctx, channelID)
 	if err != nil {
-		return Input{}, 0, guildhall.Wrap(op, err)
+		return Input{}, 0, ChannelRef{}, guildhall.Wrap(op, err)
 	}
 	in, version, err := r.serverInput(ctx, userID, ch.ServerID)
 	if guildhall.KindOf(err) == guildhall.NotFound {
-		return Input{}, 0, guildhall.E(op, guildhall.NotFound, "unknown channel")
+		return Input{}, 0, ChannelRef{}, guildhall.E(op, guildhall.NotFound, "unknown channel")
 	}
 	if err != nil {
-		return Input{}, 0, guildhall.Wrap(op, err)
+		return Input{}, 0, ChannelRef{}, guildhall.Wrap(op, err)
 	}
 	source := channelID
 	if ch.Synced && ch.ParentID != 0 {
 		source = ch.ParentID
 	}
 	if in.Overwrites, err = r.overwrites(ctx, source, version); err != nil {
-		return Input{}, 0, guildhall.Wrap(op, err)
+		return Input{}, 0, ChannelRef{}, guildhall.Wrap(op, err)
 	}
-	return in, version, nil
+	return in, version, ch, nil
 }
 
 // ChannelsPermissions computes userID's permissions in several channels of
@@ -199,13 +201,16 @@ func (r *Resolver) Require(ctx context.Context, userID, channelID uint64, need P
 // changes.
 func (r *Resolver) RequireAt(ctx context.Context, userID, channelID uint64, need Permissions) (serverID, version uint64, err error) {
 	const op = "role.Require"
-	in, version, err := r.channelInput(ctx, userID, channelID)
+	in, version, ref, err := r.channelInput(ctx, userID, channelID)
 	if err != nil {
 		return 0, 0, guildhall.Wrap(op, err)
 	}
 	p := Compute(in)
 	if !p.Has(ViewChannel) {
 		return 0, 0, guildhall.E(op, guildhall.NotFound, "unknown channel")
+	}
+	if ref.Category && need&(SendMessages|ReadMessageHistory|ManageMessages) != 0 {
+		return 0, 0, guildhall.E(op, guildhall.Invalid, "a category holds channels, not messages")
 	}
 	if !p.Has(need) {
 		return 0, 0, guildhall.E(op, guildhall.Forbidden, "missing permission %s", strings.Join((need&^p).Names(), ", "))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -43,6 +44,18 @@ func NewService(store Store, res *Resolver, ids IDs, rec Recorder) *Service {
 func (s *Service) record(ctx context.Context, e audit.Entry) {
 	if s.audit != nil {
 		s.audit.Record(ctx, e)
+	}
+}
+
+// createdRole lists a new role's fields, with no old values.
+func createdRole(r Role) []audit.Change {
+	return []audit.Change{
+		{Key: "name", New: r.Name},
+		{Key: "permissions", New: r.Permissions.String()},
+		{Key: "color", New: strconv.Itoa(r.Color)},
+		{Key: "hoist", New: strconv.FormatBool(r.Hoist)},
+		{Key: "mentionable", New: strconv.FormatBool(r.Mentionable)},
+		{Key: "position", New: strconv.Itoa(r.Position)},
 	}
 }
 
@@ -113,6 +126,9 @@ func checkFields(op string, actor Input, u RoleUpdate) error {
 		if c := utf8.RuneCountInString(n); c < 1 || c > MaxRoleName || !utf8.ValidString(n) {
 			return guildhall.E(op, guildhall.Invalid, "role name must be 1 to %d characters", MaxRoleName)
 		}
+		if strings.IndexFunc(n, unicode.IsControl) >= 0 {
+			return guildhall.E(op, guildhall.Invalid, "role name may not hold control characters")
+		}
 		*u.Name = n
 	}
 	if u.Color != nil && (*u.Color < 0 || *u.Color > 0xFFFFFF) {
@@ -151,8 +167,9 @@ func (u RoleUpdate) applyTo(r *Role) {
 	}
 }
 
-// CreateRole adds a role just below the actor's highest role (or at the
-// top, for the owner) unless a position is given.
+// CreateRole adds a role at the bottom (position 1) — or, for the owner,
+// at the top — unless a position is given. Positions may repeat; ties are
+// ordered by ID.
 func (s *Service) CreateRole(ctx context.Context, actorID, serverID uint64, u RoleUpdate) (Role, error) {
 	const op = "role.CreateRole"
 	actor, err := s.manager(ctx, op, actorID, serverID)
@@ -181,7 +198,7 @@ func (s *Service) CreateRole(ctx context.Context, actorID, serverID uint64, u Ro
 	if err := s.store.PutRole(ctx, serverID, r); err != nil {
 		return Role{}, guildhall.Wrap(op, err)
 	}
-	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: audit.RoleCreate, TargetID: r.ID, Changes: roleChanges(Role{}, r)})
+	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: audit.RoleCreate, TargetID: r.ID, Changes: createdRole(r)})
 	return r, nil
 }
 
@@ -278,40 +295,88 @@ func (s *Service) SetMemberRole(ctx context.Context, actorID, serverID, userID, 
 	if _, err := s.res.ServerInput(ctx, userID, serverID); err != nil {
 		return guildhall.E(op, guildhall.NotFound, "unknown member")
 	}
-	action := audit.MemberRoleAdd
+	action, change := audit.MemberRoleAdd, audit.Change{Key: "role_id", New: strconv.FormatUint(roleID, 10)}
 	if add {
 		err = s.store.AddMemberRole(ctx, serverID, userID, roleID)
 	} else {
-		action = audit.MemberRoleRemove
+		action, change = audit.MemberRoleRemove, audit.Change{Key: "role_id", Old: strconv.FormatUint(roleID, 10)}
 		err = s.store.RemoveMemberRole(ctx, serverID, userID, roleID)
 	}
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
-	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: action, TargetID: userID, Changes: []audit.Change{{Key: "role_id", New: strconv.FormatUint(roleID, 10)}}})
+	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: action, TargetID: userID, Changes: []audit.Change{change}})
+	return nil
+}
+
+// overwriteEditor checks that actor may edit channelID's overwrites and
+// returns their input and channel permissions. Hidden channel: NotFound;
+// no MANAGE_ROLES in the channel: Forbidden; a channel synced to its
+// category: Conflict (its own overwrites would do nothing).
+func (s *Service) overwriteEditor(ctx context.Context, op string, actorID, channelID uint64) (Input, Permissions, error) {
+	in, err := s.res.ChannelInput(ctx, actorID, channelID)
+	if err != nil {
+		return Input{}, 0, guildhall.Wrap(op, err)
+	}
+	p := Compute(in)
+	if !p.Has(ViewChannel) {
+		return Input{}, 0, guildhall.E(op, guildhall.NotFound, "unknown channel")
+	}
+	if !p.Has(ManageRoles) {
+		return Input{}, 0, guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES in this channel")
+	}
+	if err := s.notSynced(ctx, op, channelID); err != nil {
+		return Input{}, 0, err
+	}
+	return in, p, nil
+}
+
+// mayTarget checks the hierarchy for an overwrite target: a role must sit
+// below the actor's highest role (@everyone always does); a member must
+// rank below the actor, or be the actor.
+func (s *Service) mayTarget(ctx context.Context, op string, actor Input, typ OverwriteType, id uint64) error {
+	if actor.isOwner() {
+		if typ == OverwriteRole {
+			_, err := s.find(ctx, op, actor.ServerID, id)
+			return err
+		}
+		if _, err := s.res.ServerInput(ctx, id, actor.ServerID); err != nil {
+			return guildhall.E(op, guildhall.NotFound, "unknown member")
+		}
+		return nil
+	}
+	switch typ {
+	case OverwriteRole:
+		r, err := s.find(ctx, op, actor.ServerID, id)
+		if err != nil {
+			return err
+		}
+		if r.ID != actor.ServerID && r.Position >= HighestPosition(actor.Roles) {
+			return guildhall.E(op, guildhall.Forbidden, "you can only set permissions for roles below your highest role")
+		}
+	case OverwriteMember:
+		target, err := s.res.ServerInput(ctx, id, actor.ServerID)
+		if err != nil {
+			return guildhall.E(op, guildhall.NotFound, "unknown member")
+		}
+		if id != actor.UserID && !CanModerate(actor, id, target.Roles) {
+			return guildhall.E(op, guildhall.Forbidden, "you can only set permissions for members below you")
+		}
+	default:
+		return guildhall.E(op, guildhall.Invalid, "type must be role or member")
+	}
 	return nil
 }
 
 // PutOverwrite sets a channel overwrite. The actor needs MANAGE_ROLES in
-// the channel and may only allow or deny permissions they hold there.
+// the channel, may only allow or deny permissions they hold there, and
+// only for roles and members below them. An overwrite that allows and
+// denies nothing is removed instead of stored.
 func (s *Service) PutOverwrite(ctx context.Context, actorID, channelID uint64, ow Overwrite) error {
 	const op = "role.PutOverwrite"
-	in, err := s.res.ChannelInput(ctx, actorID, channelID)
+	in, p, err := s.overwriteEditor(ctx, op, actorID, channelID)
 	if err != nil {
-		return guildhall.Wrap(op, err)
-	}
-	p := Compute(in)
-	if !p.Has(ViewChannel) {
-		return guildhall.E(op, guildhall.NotFound, "unknown channel")
-	}
-	if err := s.notSynced(ctx, op, channelID); err != nil {
 		return err
-	}
-	if !p.Has(ManageRoles) && !in.isOwner() && !Base(in).Has(Administrator) {
-		return guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES")
-	}
-	if ow.Type != OverwriteRole && ow.Type != OverwriteMember {
-		return guildhall.E(op, guildhall.Invalid, "type must be 0 (role) or 1 (member)")
 	}
 	if (ow.Allow|ow.Deny)&^All != 0 || (ow.Allow | ow.Deny).Has(Administrator) {
 		return guildhall.E(op, guildhall.Invalid, "allow and deny may hold only channel permissions")
@@ -319,16 +384,18 @@ func (s *Service) PutOverwrite(ctx context.Context, actorID, channelID uint64, o
 	if !in.isOwner() && !Base(in).Has(Administrator) && !p.Has(ow.Allow|ow.Deny) {
 		return guildhall.E(op, guildhall.Forbidden, "you cannot allow or deny permissions you do not have")
 	}
-	if ow.Type == OverwriteRole {
-		r, err := s.find(ctx, op, in.ServerID, ow.ID)
-		if err != nil {
-			return err
+	if err := s.mayTarget(ctx, op, in, ow.Type, ow.ID); err != nil {
+		return err
+	}
+	if ow.Allow == 0 && ow.Deny == 0 {
+		err := s.store.DeleteOverwrite(ctx, in.ServerID, channelID, ow.ID)
+		if err != nil && guildhall.KindOf(err) != guildhall.NotFound {
+			return guildhall.Wrap(op, err)
 		}
-		if r.ID != in.ServerID && !CanManageRole(in, r) {
-			return guildhall.E(op, guildhall.Forbidden, "you can only manage roles below your highest role")
+		if err == nil {
+			s.record(ctx, audit.Entry{ServerID: in.ServerID, ActorID: actorID, Action: audit.OverwriteDelete, TargetID: channelID, Changes: []audit.Change{{Key: "target", Old: ow.Type.String() + ":" + strconv.FormatUint(ow.ID, 10)}}})
 		}
-	} else if _, err := s.res.ServerInput(ctx, ow.ID, in.ServerID); err != nil {
-		return guildhall.E(op, guildhall.NotFound, "unknown member")
+		return nil
 	}
 	if err := s.store.PutOverwrite(ctx, in.ServerID, channelID, ow); err != nil {
 		return guildhall.Wrap(op, err)
@@ -343,24 +410,46 @@ func (s *Service) PutOverwrite(ctx context.Context, actorID, channelID uint64, o
 // DeleteOverwrite removes a channel overwrite (same rights as PutOverwrite).
 func (s *Service) DeleteOverwrite(ctx context.Context, actorID, channelID, targetID uint64) error {
 	const op = "role.DeleteOverwrite"
-	in, err := s.res.ChannelInput(ctx, actorID, channelID)
+	in, _, err := s.overwriteEditor(ctx, op, actorID, channelID)
 	if err != nil {
-		return guildhall.Wrap(op, err)
-	}
-	p := Compute(in)
-	if !p.Has(ViewChannel) {
-		return guildhall.E(op, guildhall.NotFound, "unknown channel")
-	}
-	if err := s.notSynced(ctx, op, channelID); err != nil {
 		return err
 	}
-	if !p.Has(ManageRoles) && !in.isOwner() && !Base(in).Has(Administrator) {
-		return guildhall.E(op, guildhall.Forbidden, "missing permission MANAGE_ROLES")
+	var target *Overwrite
+	for i := range in.Overwrites {
+		if in.Overwrites[i].ID == targetID {
+			target = &in.Overwrites[i]
+		}
+	}
+	if target == nil {
+		return guildhall.E(op, guildhall.NotFound, "unknown overwrite")
+	}
+	if err := s.mayTarget(ctx, op, in, target.Type, targetID); err != nil {
+		return err
 	}
 	if err := s.store.DeleteOverwrite(ctx, in.ServerID, channelID, targetID); err != nil {
 		return guildhall.Wrap(op, err)
 	}
-	s.record(ctx, audit.Entry{ServerID: in.ServerID, ActorID: actorID, Action: audit.OverwriteDelete, TargetID: channelID, Changes: []audit.Change{{Key: "target", Old: strconv.FormatUint(targetID, 10)}}})
+	s.record(ctx, audit.Entry{ServerID: in.ServerID, ActorID: actorID, Action: audit.OverwriteDelete, TargetID: channelID, Changes: []audit.Change{{Key: "target", Old: target.Type.String() + ":" + strconv.FormatUint(targetID, 10)}}})
+	return nil
+}
+
+// CopyOverwrites makes channel to's overwrites a copy of channel from's
+// (used when a channel leaves or unsyncs from its category, so it keeps
+// the visibility it had). No permission check: the caller did it.
+func (s *Service) CopyOverwrites(ctx context.Context, serverID, from, to uint64) error {
+	const op = "role.CopyOverwrites"
+	list, err := s.store.Overwrites(ctx, from)
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	if err := s.store.DeleteChannel(ctx, serverID, to); err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	for _, ow := range list {
+		if err := s.store.PutOverwrite(ctx, serverID, to, ow); err != nil {
+			return guildhall.Wrap(op, err)
+		}
+	}
 	return nil
 }
 

@@ -62,9 +62,6 @@ func (s *Service) SetListed(ctx context.Context, actorID, channelID uint64, t Ta
 	if !Compute(in).Has(ViewChannel) {
 		return guildhall.E(op, guildhall.NotFound, "unknown channel")
 	}
-	if err := s.notSynced(ctx, op, channelID); err != nil {
-		return err
-	}
 	current := func(typ OverwriteType, id uint64) Overwrite {
 		for _, ow := range in.Overwrites {
 			if ow.Type == typ && ow.ID == id {
@@ -74,7 +71,7 @@ func (s *Service) SetListed(ctx context.Context, actorID, channelID uint64, t Ta
 		return Overwrite{Type: typ, ID: id}
 	}
 	if t.Type == OverwriteRole && t.ID == in.ServerID {
-		return guildhall.E(op, guildhall.Invalid, "list roles and members; to make a channel public or private, list someone on its allow list or remove them all")
+		return guildhall.E(op, guildhall.Invalid, "list roles and members, not @everyone: listing someone on the allow list makes the channel private; to make it public again, remove the @everyone overwrite")
 	}
 	ow := current(t.Type, t.ID)
 	switch {

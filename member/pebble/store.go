@@ -11,6 +11,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/internal/pebblekv"
 	"github.com/guildhall/guildhall/member"
 )
 
@@ -39,13 +40,13 @@ func (s *Store) CreateUser(_ context.Context, u member.User, passwordHash []byte
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	nameKey := strKey(pUsername, fold(u.Username))
-	if ok, err := has(s.db, nameKey); err != nil {
+	if ok, err := pebblekv.Has(s.db, nameKey); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "username taken")
 	}
 	userKey := key(pUser, u.ID)
-	if ok, err := has(s.db, userKey); err != nil {
+	if ok, err := pebblekv.Has(s.db, userKey); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "user ID taken")
@@ -60,7 +61,7 @@ func (s *Store) CreateUser(_ context.Context, u member.User, passwordHash []byte
 // User implements member.Store.
 func (s *Store) User(_ context.Context, id uint64) (member.User, error) {
 	const op = "member/pebble.User"
-	r, ok, err := get(s.db, key(pUser, id), decodeUser(id))
+	r, ok, err := pebblekv.Get(s.db, key(pUser, id), decodeUser(id))
 	if err != nil {
 		return member.User{}, guildhall.Wrap(op, err)
 	}
@@ -75,14 +76,14 @@ func (s *Store) UserByName(_ context.Context, username string) (member.User, []b
 	const op = "member/pebble.UserByName"
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	id, ok, err := get(snap, strKey(pUsername, fold(username)), decodeID)
+	id, ok, err := pebblekv.Get(snap, strKey(pUsername, fold(username)), pebblekv.DecodeUint64)
 	if err != nil {
 		return member.User{}, nil, guildhall.Wrap(op, err)
 	}
 	if !ok {
 		return member.User{}, nil, guildhall.E(op, guildhall.NotFound, "unknown user")
 	}
-	r, ok, err := get(snap, key(pUser, id), decodeUser(id))
+	r, ok, err := pebblekv.Get(snap, key(pUser, id), decodeUser(id))
 	if err != nil {
 		return member.User{}, nil, guildhall.Wrap(op, err)
 	}
@@ -99,7 +100,7 @@ func (s *Store) CreateToken(_ context.Context, t member.Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := append([]byte(pToken), t.Hash[:]...)
-	if ok, err := has(s.db, k); err != nil {
+	if ok, err := pebblekv.Has(s.db, k); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "token exists")
@@ -110,7 +111,7 @@ func (s *Store) CreateToken(_ context.Context, t member.Token) error {
 // Token implements member.Store.
 func (s *Store) Token(_ context.Context, hash [32]byte) (member.Token, error) {
 	const op = "member/pebble.Token"
-	t, ok, err := get(s.db, append([]byte(pToken), hash[:]...), decodeToken(hash))
+	t, ok, err := pebblekv.Get(s.db, append([]byte(pToken), hash[:]...), decodeToken(hash))
 	if err != nil {
 		return member.Token{}, guildhall.Wrap(op, err)
 	}
@@ -126,7 +127,7 @@ func (s *Store) DeleteToken(_ context.Context, hash [32]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := append([]byte(pToken), hash[:]...)
-	if ok, err := has(s.db, k); err != nil {
+	if ok, err := pebblekv.Has(s.db, k); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if !ok {
 		return guildhall.E(op, guildhall.NotFound, "unknown token")
@@ -155,13 +156,13 @@ func (s *Store) CreateServer(_ context.Context, srv member.Server, channels []me
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ok, err := has(s.db, key(pServer, srv.ID)); err != nil {
+	if ok, err := pebblekv.Has(s.db, key(pServer, srv.ID)); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "server ID taken")
 	}
 	for _, c := range channels {
-		if ok, err := has(s.db, key(pChannel, c.ID)); err != nil {
+		if ok, err := pebblekv.Has(s.db, key(pChannel, c.ID)); err != nil {
 			return guildhall.Wrap(op, err)
 		} else if ok {
 			return guildhall.E(op, guildhall.Conflict, "channel ID %d taken", c.ID)
@@ -181,7 +182,7 @@ func (s *Store) CreateServer(_ context.Context, srv member.Server, channels []me
 // Server implements member.Store.
 func (s *Store) Server(_ context.Context, id uint64) (member.Server, error) {
 	const op = "member/pebble.Server"
-	srv, ok, err := get(s.db, key(pServer, id), decodeServer(id))
+	srv, ok, err := pebblekv.Get(s.db, key(pServer, id), decodeServer(id))
 	if err != nil {
 		return member.Server{}, guildhall.Wrap(op, err)
 	}
@@ -196,15 +197,15 @@ func (s *Store) ServersOf(_ context.Context, userID uint64) ([]member.Server, er
 	const op = "member/pebble.ServersOf"
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	if ok, err := has(snap, key(pUser, userID)); err != nil {
+	if ok, err := pebblekv.Has(snap, key(pUser, userID)); err != nil {
 		return nil, guildhall.Wrap(op, err)
 	} else if !ok {
 		return nil, guildhall.E(op, guildhall.NotFound, "unknown user")
 	}
 	lower := key(pUserServer, userID)
 	var ids []uint64
-	err := scan(snap, lower, prefixEnd(lower), nil, func(k, _ []byte) (bool, error) {
-		ids = append(ids, lastID(k))
+	err := pebblekv.Scan(snap, lower, nil, func(k, _ []byte) (bool, error) {
+		ids = append(ids, pebblekv.LastID(k))
 		return true, nil
 	})
 	if err != nil {
@@ -212,7 +213,7 @@ func (s *Store) ServersOf(_ context.Context, userID uint64) ([]member.Server, er
 	}
 	servers := make([]member.Server, 0, len(ids))
 	for _, id := range ids {
-		srv, ok, err := get(snap, key(pServer, id), decodeServer(id))
+		srv, ok, err := pebblekv.Get(snap, key(pServer, id), decodeServer(id))
 		if err != nil {
 			return nil, guildhall.Wrap(op, err)
 		}
@@ -229,12 +230,12 @@ func (s *Store) CreateChannel(_ context.Context, c member.Channel) error {
 	const op = "member/pebble.CreateChannel"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ok, err := has(s.db, key(pServer, c.ServerID)); err != nil {
+	if ok, err := pebblekv.Has(s.db, key(pServer, c.ServerID)); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if !ok {
 		return guildhall.E(op, guildhall.NotFound, "unknown server")
 	}
-	if ok, err := has(s.db, key(pChannel, c.ID)); err != nil {
+	if ok, err := pebblekv.Has(s.db, key(pChannel, c.ID)); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "channel ID taken")
@@ -248,7 +249,7 @@ func (s *Store) CreateChannel(_ context.Context, c member.Channel) error {
 // Channel implements member.Store.
 func (s *Store) Channel(_ context.Context, id uint64) (member.Channel, error) {
 	const op = "member/pebble.Channel"
-	c, ok, err := get(s.db, key(pChannel, id), decodeChannel(id))
+	c, ok, err := pebblekv.Get(s.db, key(pChannel, id), decodeChannel(id))
 	if err != nil {
 		return member.Channel{}, guildhall.Wrap(op, err)
 	}
@@ -268,7 +269,7 @@ func (s *Store) Channels(_ context.Context, serverID uint64) ([]member.Channel, 
 		return nil, guildhall.Wrap(op, err)
 	}
 	if len(channels) == 0 { // a server may have no channels left; tell that from no server
-		if ok, err := has(snap, key(pServer, serverID)); err != nil {
+		if ok, err := pebblekv.Has(snap, key(pServer, serverID)); err != nil {
 			return nil, guildhall.Wrap(op, err)
 		} else if !ok {
 			return nil, guildhall.E(op, guildhall.NotFound, "unknown server")
@@ -286,7 +287,7 @@ func (s *Store) UpdateChannel(_ context.Context, c member.Channel) error {
 	const op = "member/pebble.UpdateChannel"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok, err := get(s.db, key(pChannel, c.ID), decodeChannel(c.ID))
+	old, ok, err := pebblekv.Get(s.db, key(pChannel, c.ID), decodeChannel(c.ID))
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -306,7 +307,7 @@ func (s *Store) DeleteChannel(_ context.Context, id uint64) error {
 	const op = "member/pebble.DeleteChannel"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok, err := get(s.db, key(pChannel, id), decodeChannel(id))
+	c, ok, err := pebblekv.Get(s.db, key(pChannel, id), decodeChannel(id))
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -333,7 +334,7 @@ func (s *Store) DeleteChannel(_ context.Context, id uint64) error {
 // Member implements member.Store.
 func (s *Store) Member(_ context.Context, serverID, userID uint64) (member.Member, error) {
 	const op = "member/pebble.Member"
-	m, ok, err := get(s.db, key(pMember, serverID, userID), decodeMember(serverID, userID))
+	m, ok, err := pebblekv.Get(s.db, key(pMember, serverID, userID), decodeMember(serverID, userID))
 	if err != nil {
 		return member.Member{}, guildhall.Wrap(op, err)
 	}
@@ -352,7 +353,7 @@ func (s *Store) Members(_ context.Context, serverID uint64, q member.MemberQuery
 	limit := min(max(q.Limit, 1), maxPage)
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	if ok, err := has(snap, key(pServer, serverID)); err != nil {
+	if ok, err := pebblekv.Has(snap, key(pServer, serverID)); err != nil {
 		return nil, guildhall.Wrap(op, err)
 	} else if !ok {
 		return nil, guildhall.E(op, guildhall.NotFound, "unknown server")
@@ -379,8 +380,8 @@ func (s *Store) Members(_ context.Context, serverID uint64, q member.MemberQuery
 		}
 	}
 	members := make([]member.Member, 0, min(limit, 100))
-	err := scan(snap, lower, prefixEnd(lower), start, func(k, v []byte) (bool, error) {
-		userID := lastID(k)
+	err := pebblekv.Scan(snap, lower, start, func(k, v []byte) (bool, error) {
+		userID := pebblekv.LastID(k)
 		m, err := decodeMember(serverID, userID)(v)
 		if err != nil {
 			return false, err
@@ -396,14 +397,14 @@ func (s *Store) Members(_ context.Context, serverID uint64, q member.MemberQuery
 
 // cursorName is the username that places userID in a name-ordered page.
 func cursorName(r pebbledb.Reader, serverID, userID uint64) (string, error) {
-	m, ok, err := get(r, key(pMember, serverID, userID), decodeMember(serverID, userID))
+	m, ok, err := pebblekv.Get(r, key(pMember, serverID, userID), decodeMember(serverID, userID))
 	if err != nil {
 		return "", err
 	}
 	if ok {
 		return m.Username, nil
 	}
-	u, ok, err := get(r, key(pUser, userID), decodeUser(userID))
+	u, ok, err := pebblekv.Get(r, key(pUser, userID), decodeUser(userID))
 	if err != nil {
 		return "", err
 	}
@@ -416,7 +417,7 @@ func cursorName(r pebbledb.Reader, serverID, userID uint64) (string, error) {
 // MemberCount implements member.Store. An unknown server is NotFound.
 func (s *Store) MemberCount(_ context.Context, serverID uint64) (int, error) {
 	const op = "member/pebble.MemberCount"
-	n, ok, err := get(s.db, key(pMemberCount, serverID), decodeCount)
+	n, ok, err := pebblekv.Get(s.db, key(pMemberCount, serverID), pebblekv.DecodeUint64)
 	if err != nil {
 		return 0, guildhall.Wrap(op, err)
 	}
@@ -431,7 +432,7 @@ func (s *Store) RemoveMember(_ context.Context, serverID, userID uint64) error {
 	const op = "member/pebble.RemoveMember"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok, err := get(s.db, key(pMember, serverID, userID), decodeMember(serverID, userID))
+	m, ok, err := pebblekv.Get(s.db, key(pMember, serverID, userID), decodeMember(serverID, userID))
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -453,7 +454,7 @@ func (s *Store) UpdateMember(_ context.Context, m member.Member) error {
 	const op = "member/pebble.UpdateMember"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok, err := get(s.db, key(pMember, m.ServerID, m.UserID), decodeMember(m.ServerID, m.UserID))
+	old, ok, err := pebblekv.Get(s.db, key(pMember, m.ServerID, m.UserID), decodeMember(m.ServerID, m.UserID))
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -476,12 +477,12 @@ func (s *Store) Ban(_ context.Context, ban member.Ban) error {
 	const op = "member/pebble.Ban"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ok, err := has(s.db, key(pServer, ban.ServerID)); err != nil {
+	if ok, err := pebblekv.Has(s.db, key(pServer, ban.ServerID)); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if !ok {
 		return guildhall.E(op, guildhall.NotFound, "unknown server")
 	}
-	m, isMember, err := get(s.db, key(pMember, ban.ServerID, ban.UserID), decodeMember(ban.ServerID, ban.UserID))
+	m, isMember, err := pebblekv.Get(s.db, key(pMember, ban.ServerID, ban.UserID), decodeMember(ban.ServerID, ban.UserID))
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -503,7 +504,7 @@ func (s *Store) Unban(_ context.Context, serverID, userID uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := key(pBan, serverID, userID)
-	if ok, err := has(s.db, k); err != nil {
+	if ok, err := pebblekv.Has(s.db, k); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if !ok {
 		return guildhall.E(op, guildhall.NotFound, "unknown ban")
@@ -514,7 +515,7 @@ func (s *Store) Unban(_ context.Context, serverID, userID uint64) error {
 // BanOf implements member.Store.
 func (s *Store) BanOf(_ context.Context, serverID, userID uint64) (member.Ban, error) {
 	const op = "member/pebble.BanOf"
-	ban, ok, err := get(s.db, key(pBan, serverID, userID), decodeBan(serverID, userID))
+	ban, ok, err := pebblekv.Get(s.db, key(pBan, serverID, userID), decodeBan(serverID, userID))
 	if err != nil {
 		return member.Ban{}, guildhall.Wrap(op, err)
 	}
@@ -531,7 +532,7 @@ func (s *Store) Bans(_ context.Context, serverID, after uint64, limit int) ([]me
 	limit = min(max(limit, 1), maxPage)
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	if ok, err := has(snap, key(pServer, serverID)); err != nil {
+	if ok, err := pebblekv.Has(snap, key(pServer, serverID)); err != nil {
 		return nil, guildhall.Wrap(op, err)
 	} else if !ok {
 		return nil, guildhall.E(op, guildhall.NotFound, "unknown server")
@@ -545,8 +546,8 @@ func (s *Store) Bans(_ context.Context, serverID, after uint64, limit int) ([]me
 		start = key(pBan, serverID, after+1)
 	}
 	bans := make([]member.Ban, 0, min(limit, 100))
-	err := scan(snap, lower, prefixEnd(lower), start, func(k, v []byte) (bool, error) {
-		ban, err := decodeBan(serverID, lastID(k))(v)
+	err := pebblekv.Scan(snap, lower, start, func(k, v []byte) (bool, error) {
+		ban, err := decodeBan(serverID, pebblekv.LastID(k))(v)
 		if err != nil {
 			return false, err
 		}
@@ -565,13 +566,13 @@ func (s *Store) CreateInvite(_ context.Context, inv member.Invite) error {
 	const op = "member/pebble.CreateInvite"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ok, err := has(s.db, key(pServer, inv.ServerID)); err != nil {
+	if ok, err := pebblekv.Has(s.db, key(pServer, inv.ServerID)); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if !ok {
 		return guildhall.E(op, guildhall.NotFound, "unknown server")
 	}
 	k := strKey(pInvite, inv.Code)
-	if ok, err := has(s.db, k); err != nil {
+	if ok, err := pebblekv.Has(s.db, k); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "invite code taken")
@@ -582,7 +583,7 @@ func (s *Store) CreateInvite(_ context.Context, inv member.Invite) error {
 // Invite implements member.Store.
 func (s *Store) Invite(_ context.Context, code string) (member.Invite, error) {
 	const op = "member/pebble.Invite"
-	inv, ok, err := get(s.db, strKey(pInvite, code), decodeInvite(code))
+	inv, ok, err := pebblekv.Get(s.db, strKey(pInvite, code), decodeInvite(code))
 	if err != nil {
 		return member.Invite{}, guildhall.Wrap(op, err)
 	}
@@ -601,7 +602,7 @@ func (s *Store) JoinByInvite(_ context.Context, code string, m member.Member) (m
 	const op = "member/pebble.JoinByInvite"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	inv, ok, err := get(s.db, strKey(pInvite, code), decodeInvite(code))
+	inv, ok, err := pebblekv.Get(s.db, strKey(pInvite, code), decodeInvite(code))
 	if err != nil {
 		return member.Member{}, guildhall.Wrap(op, err)
 	}
@@ -609,19 +610,19 @@ func (s *Store) JoinByInvite(_ context.Context, code string, m member.Member) (m
 		return member.Member{}, guildhall.E(op, guildhall.NotFound, "unknown invite")
 	}
 	m.ServerID = inv.ServerID
-	n, ok, err := get(s.db, key(pMemberCount, m.ServerID), decodeCount)
+	n, ok, err := pebblekv.Get(s.db, key(pMemberCount, m.ServerID), pebblekv.DecodeUint64)
 	if err != nil {
 		return member.Member{}, guildhall.Wrap(op, err)
 	}
 	if !ok {
 		return member.Member{}, guildhall.E(op, guildhall.NotFound, "unknown server")
 	}
-	if banned, err := has(s.db, key(pBan, m.ServerID, m.UserID)); err != nil {
+	if banned, err := pebblekv.Has(s.db, key(pBan, m.ServerID, m.UserID)); err != nil {
 		return member.Member{}, guildhall.Wrap(op, err)
 	} else if banned {
 		return member.Member{}, guildhall.E(op, guildhall.Forbidden, "you are banned from this server")
 	}
-	old, ok, err := get(s.db, key(pMember, m.ServerID, m.UserID), decodeMember(m.ServerID, m.UserID))
+	old, ok, err := pebblekv.Get(s.db, key(pMember, m.ServerID, m.UserID), decodeMember(m.ServerID, m.UserID))
 	if err != nil {
 		return member.Member{}, guildhall.Wrap(op, err)
 	}
@@ -661,7 +662,7 @@ func putMember(b *pebbledb.Batch, m member.Member) {
 // dropMember adds to b the removal of m's membership, its indexes and its
 // place in the member count. The caller holds s.mu.
 func (s *Store) dropMember(b *pebbledb.Batch, m member.Member) error {
-	n, _, err := get(s.db, key(pMemberCount, m.ServerID), decodeCount)
+	n, _, err := pebblekv.Get(s.db, key(pMemberCount, m.ServerID), pebblekv.DecodeUint64)
 	if err != nil {
 		return err
 	}
@@ -676,8 +677,8 @@ func (s *Store) dropMember(b *pebbledb.Batch, m member.Member) error {
 func serverChannels(r pebbledb.Reader, serverID uint64) ([]member.Channel, error) {
 	lower := key(pServerChan, serverID)
 	var channels []member.Channel
-	err := scan(r, lower, prefixEnd(lower), nil, func(k, v []byte) (bool, error) {
-		c, err := decodeChannel(lastID(k))(v)
+	err := pebblekv.Scan(r, lower, nil, func(k, v []byte) (bool, error) {
+		c, err := decodeChannel(pebblekv.LastID(k))(v)
 		channels = append(channels, c)
 		return true, err
 	})
@@ -688,51 +689,3 @@ func serverChannels(r pebbledb.Reader, serverID uint64) ([]member.Channel, error
 // fail.
 func set(b *pebbledb.Batch, k, v []byte) { _ = b.Set(k, v, nil) }
 func del(b *pebbledb.Batch, k []byte)    { _ = b.Delete(k, nil) }
-
-// get reads and decodes the value at k; ok is false if there is none.
-func get[T any](r pebbledb.Reader, k []byte, decode func([]byte) (T, error)) (v T, ok bool, err error) {
-	raw, closer, err := r.Get(k)
-	if errors.Is(err, pebbledb.ErrNotFound) {
-		return v, false, nil
-	}
-	if err != nil {
-		return v, false, err
-	}
-	defer closer.Close()
-	v, err = decode(raw)
-	return v, err == nil, err
-}
-
-// has reports whether k is stored.
-func has(r pebbledb.Reader, k []byte) (bool, error) {
-	_, ok, err := get(r, k, func([]byte) (struct{}, error) { return struct{}{}, nil })
-	return ok, err
-}
-
-// scan calls fn for each key in [lower, upper), from start (or lower) in
-// order, while fn returns true.
-func scan(r pebbledb.Reader, lower, upper, start []byte, fn func(k, v []byte) (bool, error)) error {
-	it, err := r.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	var valid bool
-	if start != nil {
-		valid = it.SeekGE(start)
-	} else {
-		valid = it.First()
-	}
-	for ; valid; valid = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return err
-		}
-		more, err := fn(it.Key(), v)
-		if err != nil || !more {
-			it.Close()
-			return err
-		}
-	}
-	return errors.Join(it.Error(), it.Close())
-}

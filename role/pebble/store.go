@@ -3,13 +3,13 @@ package pebble
 import (
 	"cmp"
 	"context"
-	"errors"
 	"slices"
 	"sync"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/internal/pebblekv"
 	"github.com/guildhall/guildhall/role"
 )
 
@@ -44,10 +44,10 @@ func (s *Store) Roles(_ context.Context, serverID uint64) ([]role.Role, error) {
 	const op = "role/pebble.Roles"
 	lower := dir(pRole, serverID)
 	roles := []role.Role{}
-	err := scan(s.db, lower, func(k, v []byte) error {
-		r, err := decodeRole(lastID(k), v)
+	err := pebblekv.Scan(s.db, lower, nil, func(k, v []byte) (bool, error) {
+		r, err := decodeRole(pebblekv.LastID(k), v)
 		roles = append(roles, r)
-		return err
+		return true, err
 	})
 	if err != nil {
 		return nil, guildhall.Wrap(op, err)
@@ -81,7 +81,7 @@ func (s *Store) DeleteRole(_ context.Context, serverID, roleID uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := key(pRole, serverID, roleID)
-	if ok, err := has(s.db, k); err != nil {
+	if ok, err := pebblekv.Has(s.db, k); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if !ok {
 		return guildhall.E(op, guildhall.NotFound, "unknown role")
@@ -97,9 +97,9 @@ func (s *Store) DeleteRole(_ context.Context, serverID, roleID uint64) error {
 func (s *Store) MemberRoles(_ context.Context, serverID, userID uint64) ([]uint64, error) {
 	const op = "role/pebble.MemberRoles"
 	ids := []uint64{}
-	err := scan(s.db, dir(pMemberRole, serverID, userID), func(k, _ []byte) error {
-		ids = append(ids, lastID(k))
-		return nil
+	err := pebblekv.Scan(s.db, dir(pMemberRole, serverID, userID), nil, func(k, _ []byte) (bool, error) {
+		ids = append(ids, pebblekv.LastID(k))
+		return true, nil
 	})
 	if err != nil {
 		return nil, guildhall.Wrap(op, err)
@@ -117,7 +117,7 @@ func (s *Store) AddMemberRole(_ context.Context, serverID, userID, roleID uint64
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := key(pMemberRole, serverID, userID, roleID)
-	held, err := has(s.db, k)
+	held, err := pebblekv.Has(s.db, k)
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -136,17 +136,17 @@ func (s *Store) AddMemberRole(_ context.Context, serverID, userID, roleID uint64
 // hold maxMemberRoles or more, and fails if that does not bring them under.
 func (s *Store) makeRoom(b *pebbledb.Batch, serverID, userID uint64) error {
 	lower := dir(pMemberRole, serverID, userID)
-	n, err := count(s.db, lower, maxMemberRoles)
+	n, err := pebblekv.Count(s.db, lower, maxMemberRoles)
 	if err != nil || n < maxMemberRoles {
 		return err
 	}
-	err = scan(s.db, lower, func(k, _ []byte) error {
-		ok, err := has(s.db, key(pRole, serverID, lastID(k)))
+	err = pebblekv.Scan(s.db, lower, nil, func(k, _ []byte) (bool, error) {
+		ok, err := pebblekv.Has(s.db, key(pRole, serverID, pebblekv.LastID(k)))
 		if err == nil && !ok {
 			del(b, k)
 			n--
 		}
-		return err
+		return true, err
 	})
 	if err != nil {
 		return err
@@ -173,14 +173,14 @@ func (s *Store) RemoveMemberRole(_ context.Context, serverID, userID, roleID uin
 func (s *Store) Overwrites(_ context.Context, channelID uint64) ([]role.Overwrite, error) {
 	const op = "role/pebble.Overwrites"
 	ows := []role.Overwrite{}
-	err := scan(s.db, dir(pOverwrite, channelID), func(k, v []byte) error {
+	err := pebblekv.Scan(s.db, dir(pOverwrite, channelID), nil, func(k, v []byte) (bool, error) {
 		typ, id, err := parseOverwriteKey(k)
 		if err != nil {
-			return err
+			return false, err
 		}
 		ow, err := decodeOverwrite(typ, id, v)
 		ows = append(ows, ow)
-		return err
+		return true, err
 	})
 	if err != nil {
 		return nil, guildhall.Wrap(op, err)
@@ -219,7 +219,7 @@ func (s *Store) DeleteOverwrite(_ context.Context, serverID, channelID, targetID
 	found := false
 	for _, typ := range []role.OverwriteType{role.OverwriteRole, role.OverwriteMember} {
 		k := overwriteKey(channelID, typ, targetID)
-		ok, err := has(s.db, k)
+		ok, err := pebblekv.Has(s.db, k)
 		if err != nil {
 			return guildhall.Wrap(op, err)
 		}
@@ -241,9 +241,9 @@ func (s *Store) ClearMember(_ context.Context, serverID, userID uint64) error {
 	defer s.mu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := scan(s.db, dir(pMemberRole, serverID, userID), func(k, _ []byte) error {
+	if err := pebblekv.Scan(s.db, dir(pMemberRole, serverID, userID), nil, func(k, _ []byte) (bool, error) {
 		del(b, append([]byte(nil), k...))
-		return nil
+		return true, nil
 	}); err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -257,9 +257,9 @@ func (s *Store) DeleteChannel(_ context.Context, serverID, channelID uint64) err
 	defer s.mu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := scan(s.db, dir(pOverwrite, channelID), func(k, _ []byte) error {
+	if err := pebblekv.Scan(s.db, dir(pOverwrite, channelID), nil, func(k, _ []byte) (bool, error) {
 		del(b, append([]byte(nil), k...))
-		return nil
+		return true, nil
 	}); err != nil {
 		return guildhall.Wrap(op, err)
 	}
@@ -278,7 +278,7 @@ func (s *Store) Bump(_ context.Context, serverID uint64) error {
 // Version implements role.Store. A server never written to is at 0.
 func (s *Store) Version(_ context.Context, serverID uint64) (uint64, error) {
 	const op = "role/pebble.Version"
-	v, _, err := get(s.db, key(pVersion, serverID), decodeVersion)
+	v, _, err := pebblekv.Get(s.db, key(pVersion, serverID), pebblekv.DecodeUint64)
 	if err != nil {
 		return 0, guildhall.Wrap(op, err)
 	}
@@ -288,10 +288,10 @@ func (s *Store) Version(_ context.Context, serverID uint64) (uint64, error) {
 // checkLimit fails with Invalid, saying msg of limit, if k is not stored
 // and the keys under lower number limit or more. The caller holds s.mu.
 func (s *Store) checkLimit(k, lower []byte, limit int, msg string) error {
-	if ok, err := has(s.db, k); err != nil || ok {
+	if ok, err := pebblekv.Has(s.db, k); err != nil || ok {
 		return err
 	}
-	n, err := count(s.db, lower, limit)
+	n, err := pebblekv.Count(s.db, lower, limit)
 	if err != nil {
 		return err
 	}
@@ -305,11 +305,11 @@ func (s *Store) checkLimit(k, lower []byte, limit int, msg string) error {
 // Sync. The caller holds s.mu, so no other write reads the same version.
 func (s *Store) commit(b *pebbledb.Batch, serverID uint64) error {
 	k := key(pVersion, serverID)
-	v, _, err := get(s.db, k, decodeVersion)
+	v, _, err := pebblekv.Get(s.db, k, pebblekv.DecodeUint64)
 	if err != nil {
 		return err
 	}
-	set(b, k, encodeVersion(v+1))
+	set(b, k, pebblekv.EncodeUint64(v+1))
 	return b.Commit(pebbledb.Sync)
 }
 
@@ -317,57 +317,3 @@ func (s *Store) commit(b *pebbledb.Batch, serverID uint64) error {
 // fail.
 func set(b *pebbledb.Batch, k, v []byte) { _ = b.Set(k, v, nil) }
 func del(b *pebbledb.Batch, k []byte)    { _ = b.Delete(k, nil) }
-
-// get reads and decodes the value at k; ok is false if there is none.
-func get[T any](r pebbledb.Reader, k []byte, decode func([]byte) (T, error)) (v T, ok bool, err error) {
-	raw, closer, err := r.Get(k)
-	if errors.Is(err, pebbledb.ErrNotFound) {
-		return v, false, nil
-	}
-	if err != nil {
-		return v, false, err
-	}
-	defer closer.Close()
-	v, err = decode(raw)
-	return v, err == nil, err
-}
-
-// has reports whether k is stored.
-func has(r pebbledb.Reader, k []byte) (bool, error) {
-	_, ok, err := get(r, k, func([]byte) (struct{}, error) { return struct{}{}, nil })
-	return ok, err
-}
-
-// scan calls fn for each key starting with prefix, in order, until fn
-// fails. An iterator reads one point in time, so a scan never sees half of
-// a batch.
-func scan(r pebbledb.Reader, prefix []byte, fn func(k, v []byte) error) error {
-	it, err := r.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return err
-	}
-	for valid := it.First(); valid; valid = it.Next() {
-		v, err := it.ValueAndErr()
-		if err == nil {
-			err = fn(it.Key(), v)
-		}
-		if err != nil {
-			return errors.Join(err, it.Close())
-		}
-	}
-	return errors.Join(it.Error(), it.Close())
-}
-
-// count is the number of keys starting with prefix, or limit if there are
-// at least that many.
-func count(r pebbledb.Reader, prefix []byte, limit int) (int, error) {
-	it, err := r.NewIter(&pebbledb.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for valid := it.First(); valid && n < limit; valid = it.Next() {
-		n++
-	}
-	return n, errors.Join(it.Error(), it.Close())
-}
