@@ -10,6 +10,7 @@ import (
 
 	"github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/audit"
+	"github.com/guildhall/guildhall/internal/pebblekv"
 )
 
 // MaxScan is how many entries one List looks at, matching or not.
@@ -42,10 +43,10 @@ func (s *Store) Append(_ context.Context, e audit.Entry) error {
 		return guildhall.E(op, guildhall.Invalid, "entry without ID")
 	}
 	v := encodeEntry(e)
-	k := key(pEntry, e.ServerID, e.ID)
+	k := pebblekv.Key(pEntry, e.ServerID, e.ID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ok, err := has(s.db, k); err != nil {
+	if ok, err := pebblekv.Has(s.db, k); err != nil {
 		return guildhall.Wrap(op, err)
 	} else if ok {
 		return guildhall.E(op, guildhall.Conflict, "entry ID taken")
@@ -68,10 +69,10 @@ func (s *Store) List(_ context.Context, serverID uint64, q audit.Query) ([]audit
 	case limit > audit.MaxLimit:
 		limit = audit.MaxLimit
 	}
-	lower := key(pEntry, serverID)
-	upper := prefixEnd(lower)
+	lower := pebblekv.Key(pEntry, serverID)
+	upper := pebblekv.PrefixEnd(lower)
 	if q.Before != 0 {
-		upper = key(pEntry, serverID, q.Before)
+		upper = pebblekv.Key(pEntry, serverID, q.Before)
 	}
 	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
@@ -85,7 +86,7 @@ func (s *Store) List(_ context.Context, serverID uint64, q audit.Query) ([]audit
 		if err != nil {
 			return nil, guildhall.Wrap(op, errors.Join(err, it.Close()))
 		}
-		e, ok, err := decodeEntry(serverID, lastID(it.Key()), v, q)
+		e, ok, err := decodeEntry(serverID, pebblekv.LastID(it.Key()), v, q)
 		if err != nil {
 			return nil, guildhall.Wrap(op, errors.Join(err, it.Close()))
 		}
@@ -140,7 +141,7 @@ func (s *Store) pruneSome(olderThan time.Time) (int, error) {
 			return 0, errors.Join(err, it.Close())
 		}
 		_ = b.Delete(it.Key(), nil)
-		_ = b.Delete(key(pEntry, serverID, id), nil)
+		_ = b.Delete(pebblekv.Key(pEntry, serverID, id), nil)
 		n++
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
@@ -153,15 +154,4 @@ func (s *Store) pruneSome(olderThan time.Time) (int, error) {
 		return 0, err
 	}
 	return n, nil
-}
-
-func has(r pebbledb.Reader, k []byte) (bool, error) {
-	_, closer, err := r.Get(k)
-	if errors.Is(err, pebbledb.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, closer.Close()
 }
