@@ -127,12 +127,8 @@ func (a *API) updateRole(w http.ResponseWriter, r *http.Request, u member.User) 
 	return nil
 }
 
-// maxReorder bounds one reorder request.
-const maxReorder = role.MaxRoles
-
-// reorderRoles moves several roles at once: [{id, position}, ...]. Each
-// move is checked as an update of that role; the first refusal stops the
-// request and reports which role it was (earlier moves stay done).
+// reorderRoles moves several roles at once: [{id, position}, ...]. All
+// moves are checked before any is applied.
 func (a *API) reorderRoles(w http.ResponseWriter, r *http.Request, u member.User) error {
 	id, err := pathID(r, "id")
 	if err != nil {
@@ -145,24 +141,23 @@ func (a *API) reorderRoles(w http.ResponseWriter, r *http.Request, u member.User
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if len(in) == 0 || len(in) > maxReorder {
-		return guildhall.E("api.reorderRoles", guildhall.Invalid, "send 1 to %d {id, position} pairs", maxReorder)
-	}
-	for _, mv := range in { // validate all before changing any
-		if _, err := parseID("id", mv.ID); err != nil {
+	moves := make([]role.Move, 0, len(in))
+	for _, mv := range in {
+		roleID, err := parseID("id", mv.ID)
+		if err != nil {
 			return err
 		}
 		if mv.Position == nil {
 			return guildhall.E("api.reorderRoles", guildhall.Invalid, "every entry needs a position")
 		}
+		moves = append(moves, role.Move{RoleID: roleID, Position: *mv.Position})
 	}
-	for _, mv := range in {
-		roleID, _ := parseID("id", mv.ID)
-		if _, err := a.roles.UpdateRole(r.Context(), u.ID, id, roleID, role.RoleUpdate{Position: mv.Position}); err != nil {
-			return guildhall.E("api.reorderRoles", guildhall.KindOf(err), "role %s: %s", mv.ID, guildhall.Message(err))
-		}
+	list, err := a.roles.Reorder(r.Context(), u.ID, id, moves)
+	if err != nil {
+		return err
 	}
-	return a.listRoles(w, r, u)
+	writeJSON(w, http.StatusOK, toRoles(list))
+	return nil
 }
 
 func (a *API) deleteRole(w http.ResponseWriter, r *http.Request, u member.User) error {

@@ -59,6 +59,7 @@ type Roles interface {
 	CreateRole(ctx context.Context, actorID, serverID uint64, u role.RoleUpdate) (role.Role, error)
 	UpdateRole(ctx context.Context, actorID, serverID, roleID uint64, u role.RoleUpdate) (role.Role, error)
 	DeleteRole(ctx context.Context, actorID, serverID, roleID uint64) error
+	Reorder(ctx context.Context, actorID, serverID uint64, moves []role.Move) ([]role.Role, error)
 	SetMemberRole(ctx context.Context, actorID, serverID, userID, roleID uint64, add bool) error
 	MemberRoles(ctx context.Context, actorID, serverID, userID uint64) ([]role.Role, error)
 	Overwrites(ctx context.Context, actorID, channelID uint64) ([]role.Overwrite, error)

@@ -195,7 +195,13 @@ func (s *Service) UpdateChannel(ctx context.Context, actor User, channelID uint6
 	if u.Position != nil && (*u.Position < 0 || *u.Position > MaxChannels*10) {
 		return Channel{}, guildhall.E(op, guildhall.Invalid, "position must be 0 to %d", MaxChannels*10)
 	}
-	ch, _, err := s.needIn(ctx, op, actor, channelID, role.ManageChannels)
+	need := role.ManageChannels
+	if u.ParentID != nil || u.Synced != nil {
+		// Moving or (un)syncing swaps the overwrites that decide who sees
+		// the channel: that is managing permissions.
+		need |= role.ManageRoles
+	}
+	ch, _, err := s.needIn(ctx, op, actor, channelID, need)
 	if err != nil {
 		return Channel{}, err
 	}

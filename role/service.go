@@ -250,6 +250,54 @@ func (s *Service) UpdateRole(ctx context.Context, actorID, serverID, roleID uint
 	return r, nil
 }
 
+// Move is one role's new position in a reorder.
+type Move struct {
+	RoleID   uint64
+	Position int
+}
+
+// Reorder moves several roles at once. Every move is checked before any
+// is applied: one refusal changes nothing.
+func (s *Service) Reorder(ctx context.Context, actorID, serverID uint64, moves []Move) ([]Role, error) {
+	const op = "role.Reorder"
+	actor, err := s.manager(ctx, op, actorID, serverID)
+	if err != nil {
+		return nil, err
+	}
+	if len(moves) == 0 || len(moves) > MaxRoles {
+		return nil, guildhall.E(op, guildhall.Invalid, "move 1 to %d roles", MaxRoles)
+	}
+	updated := make([]Role, 0, len(moves))
+	for _, mv := range moves {
+		r, err := s.find(ctx, op, serverID, mv.RoleID)
+		if err != nil {
+			return nil, err
+		}
+		if r.ID == serverID {
+			return nil, guildhall.E(op, guildhall.Invalid, "@everyone always has position 0")
+		}
+		if !CanManageRole(actor, r) {
+			return nil, guildhall.E(op, guildhall.Forbidden, "role %d: you can only manage roles below your highest role", r.ID)
+		}
+		pos := mv.Position
+		if err := checkFields(op, actor, RoleUpdate{Position: &pos}); err != nil {
+			return nil, guildhall.E(op, guildhall.KindOf(err), "role %d: %s", r.ID, guildhall.Message(err))
+		}
+		updated = append(updated, r)
+	}
+	for i, r := range updated {
+		old := r
+		r.Position = moves[i].Position
+		if err := s.store.PutRole(ctx, serverID, r); err != nil {
+			return nil, guildhall.Wrap(op, err)
+		}
+		if changes := roleChanges(old, r); len(changes) > 0 {
+			s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actorID, Action: audit.RoleUpdate, TargetID: r.ID, Changes: changes})
+		}
+	}
+	return s.all(ctx, op, serverID)
+}
+
 // DeleteRole removes a role below the actor's highest role. @everyone
 // cannot be deleted.
 func (s *Service) DeleteRole(ctx context.Context, actorID, serverID, roleID uint64) error {

@@ -63,6 +63,8 @@ func (w azWant) matches(r azResp) bool {
 	return r.status == w.status && (w.code == "" || r.code == w.code)
 }
 
+func (r azResp) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
+
 func (w azWant) String() string {
 	if w.code == "" {
 		return fmt.Sprint(w.status)
@@ -657,8 +659,6 @@ func (w *azWorld) rows() []azRow {
 			state:   history,
 			mutates: true,
 			want:    [azActors]azWant{azNoContent, azNoContent, azNoContent, azNoContent, azNotFound, azNotFound, azNotFound},
-			bug: "MANAGE_MESSAGES is never checked: message.Service.Delete/own (message/service.go:150-180) lets only the author delete, " +
-				"so the owner, administrators and holders of MANAGE_MESSAGES (role/permissions.go:29: \"delete or pin other members' messages\") cannot remove a message",
 		},
 
 		// Roles.
@@ -946,6 +946,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	t.Run("hierarchy/manage roles", w.testRoleHierarchy)
 	t.Run("hierarchy/moderation", w.testModerationHierarchy)
 	t.Run("hierarchy/owner lock-out", w.testOwnerLockOut)
+	t.Run("hierarchy/sync is a permission change", w.testSyncNeedsManageRoles)
 	t.Run("gateway/ready", w.testReady)
 	t.Run("gateway/subscribe", w.testSubscribe)
 	t.Run("gateway/send", w.testGatewaySend)
@@ -1035,10 +1036,10 @@ func (w *azWorld) testRoleHierarchy(t *testing.T) {
 		{"overwrite for a higher role", granted, "PUT", "/channels/" + w.target + "/permissions/" + w.adminRole, map[string]any{"type": "role", "deny": role.SendMessages}, azForbidden, ""},
 		{"overwrite allowing a permission one lacks", granted, "PUT", "/channels/" + w.target + "/permissions/" + w.victim.id, map[string]any{"type": "member", "allow": role.ManageChannels}, azForbidden, ""},
 		{"delete a higher role's overwrite", granted, "DELETE", "/channels/" + w.target + "/permissions/" + w.adminRole, nil, azForbidden,
-			"role.Service.DeleteOverwrite (role/service.go:331-356) checks only MANAGE_ROLES, not CanManageRole as PutOverwrite does (role/service.go:316-322), " +
-				"although its doc says \"same rights as PutOverwrite\": a member can remove the overwrites of roles above them"},
+			"role.Service.DeleteOverwrite must apply PutOverwrite's hierarchy check (CanManageRole on a role target), " +
+				"or a member can remove the overwrites of roles above them"},
 		{"reorder: a permitted move then a refused one", granted, "PATCH", S + "/roles", []map[string]any{{"id": low, "position": 2}, {"id": w.adminRole, "position": 1}}, azForbidden,
-			"api.reorderRoles (api/admin.go:166-171) applies the moves one by one and keeps the earlier ones when a later one is refused, so a 403 leaves roles moved"},
+			"api.reorderRoles (api/admin.go, the second loop) applies the moves one by one and keeps the earlier ones when a later one is refused, so a 403 leaves roles moved"},
 	})
 }
 
@@ -1109,6 +1110,35 @@ func (w *azWorld) testOwnerLockOut(t *testing.T) {
 	w.must(t, w.a[azAdmin], "GET", T, nil, 200, nil)
 	w.must(t, w.a[azPlain], "GET", T, nil, 404, nil)
 	w.must(t, w.a[azPlain], "POST", S+"/invites", nil, 403, nil)
+}
+
+// testSyncNeedsManageRoles: syncing a channel to a category replaces its
+// overwrites with the category's, so it is a permission change and needs
+// MANAGE_ROLES, not only MANAGE_CHANNELS (Discord's lock_permissions).
+func (w *azWorld) testSyncNeedsManageRoles(t *testing.T) {
+	S := "/servers/" + w.srv
+	owner, granted, plain := w.owner(), w.a[azGranted], w.a[azPlain]
+	w.setPerms(t, w.grantedRole, role.ManageChannels)
+	defer w.setPerms(t, w.grantedRole, 0)
+	var cat, private struct{ ID string }
+	w.must(t, owner, "POST", S+"/channels", map[string]string{"name": "open category", "type": "category"}, 201, &cat)
+	defer w.call(t, owner, "DELETE", "/channels/"+cat.ID, nil)
+	w.must(t, owner, "POST", S+"/channels", map[string]string{"name": "private"}, 201, &private)
+	defer w.call(t, owner, "DELETE", "/channels/"+private.ID, nil)
+	P := "/channels/" + private.ID
+	w.must(t, owner, "PUT", P+"/permissions/"+w.srv, map[string]any{"type": "role", "deny": role.ViewChannel}, 200, nil)
+	w.must(t, owner, "PUT", P+"/permissions/"+w.grantedRole, map[string]any{"type": "role", "allow": role.ViewChannel}, 200, nil)
+	w.must(t, plain, "GET", P, nil, 404, nil)
+
+	bug := "member.Service.UpdateChannel (member/channels.go, needIn with MANAGE_CHANNELS only) lets MANAGE_CHANNELS alone move a channel into a category with sync " +
+		"(or unsync it), which swaps its overwrites for the category's: a private channel becomes public without MANAGE_ROLES"
+	state := func(tb testing.TB) string {
+		return w.read(tb, P) + " / plain: " + w.call(tb, plain, "GET", P, nil).String()
+	}
+	w.denySteps(t, state, []azStep{
+		{"MANAGE_CHANNELS without MANAGE_ROLES syncs a private channel to an open category", granted, "PATCH", P,
+			map[string]any{"parent_id": cat.ID, "sync": true}, azForbidden, bug},
+	})
 }
 
 func (w *azWorld) idOf(tb testing.TB, s string) uint64 { tb.Helper(); return parseID(tb, s) }
@@ -1295,8 +1325,8 @@ func (w *azWorld) testLiveLoss(t *testing.T, how string) {
 		if m.GetContent() == sentinel {
 			return
 		}
-		t.Errorf("after %s, %s still received %q in channel %d (link delivers to subscribers without re-checking permissions; "+
-			"pending the link/ change that checks permission versions at delivery)", how, u.name, m.GetContent(), m.GetChannelId())
+		t.Errorf("after %s, %s still received %q in channel %d (a session must stop getting a channel the moment its user loses access: "+
+			"link/ re-checks permission versions at delivery)", how, u.name, m.GetContent(), m.GetChannelId())
 	}
 }
 
