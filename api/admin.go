@@ -53,13 +53,7 @@ func toRole(r role.Role) roleJSON {
 	return roleJSON{ID: r.ID, Name: r.Name, Permissions: r.Permissions, Position: r.Position, Color: r.Color, Hoist: r.Hoist, Mentionable: r.Mentionable}
 }
 
-func toRoles(list []role.Role) []roleJSON {
-	out := make([]roleJSON, 0, len(list))
-	for _, r := range list {
-		out = append(out, toRole(r))
-	}
-	return out
-}
+func toRoles(list []role.Role) []roleJSON { return each(list, toRole) }
 
 type roleBody struct {
 	Name        *string           `json:"name"`
@@ -554,11 +548,7 @@ type visibilityJSON struct {
 }
 
 func toTargets(list []role.Target) []targetJSON {
-	out := make([]targetJSON, 0, len(list))
-	for _, t := range list {
-		out = append(out, targetJSON{Type: t.Type.String(), ID: t.ID})
-	}
-	return out
+	return each(list, func(t role.Target) targetJSON { return targetJSON{Type: t.Type.String(), ID: t.ID} })
 }
 
 func (a *API) visibility(w http.ResponseWriter, r *http.Request, u member.User) error {

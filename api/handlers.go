@@ -61,11 +61,7 @@ func (a *API) myServers(w http.ResponseWriter, r *http.Request, u member.User) e
 	if err != nil {
 		return err
 	}
-	out := make([]serverJSON, 0, len(list))
-	for _, s := range list {
-		out = append(out, toServer(s))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, each(list, toServer))
 	return nil
 }
 
@@ -119,11 +115,7 @@ func (a *API) listChannels(w http.ResponseWriter, r *http.Request, u member.User
 	if err != nil {
 		return err
 	}
-	out := make([]channelJSON, 0, len(list))
-	for _, c := range list {
-		out = append(out, toChannel(c))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, each(list, toChannel))
 	return nil
 }
 
@@ -297,11 +289,7 @@ func (a *API) listMembers(w http.ResponseWriter, r *http.Request, u member.User)
 	if err != nil {
 		return err
 	}
-	out := make([]memberJSON, 0, len(list))
-	for _, m := range list {
-		out = append(out, toMember(m))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, each(list, toMember))
 	return nil
 }
 
@@ -375,11 +363,7 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request, u member.User
 	if err != nil {
 		return err
 	}
-	out := make([]messageJSON, 0, len(list))
-	for _, m := range list {
-		out = append(out, toMessage(m))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, each(list, toMessage))
 	return nil
 }
 

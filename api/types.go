@@ -104,3 +104,12 @@ func toMessage(m message.Message) messageJSON {
 	}
 	return out
 }
+
+// each converts a list for the wire; never nil, so JSON gets [].
+func each[T, J any](list []T, f func(T) J) []J {
+	out := make([]J, 0, len(list))
+	for _, v := range list {
+		out = append(out, f(v))
+	}
+	return out
+}
