@@ -53,6 +53,12 @@ type Config struct {
 	MaxSubscriptions  int           // channels per session, default 1000
 	FramesPerSecond   float64       // inbound rate, default 30 (burst 2x)
 	OriginPatterns    []string      // extra allowed browser origins
+	// ResumeWindow is how long a session whose connection dropped can be
+	// resumed (default 2 minutes; negative disables resume).
+	ResumeWindow time.Duration
+	// ResumeBuffer is how many of its last dispatches a session keeps for
+	// a resume (default 256).
+	ResumeBuffer int
 	// Compression offers permessage-deflate (without context takeover, so
 	// an idle connection keeps no compressor state) to clients that ask.
 	Compression bool
@@ -84,6 +90,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = 1000
+	}
+	if c.ResumeWindow == 0 {
+		c.ResumeWindow = 2 * time.Minute
+	}
+	if c.ResumeBuffer == 0 {
+		c.ResumeBuffer = 256
 	}
 	if c.FramesPerSecond == 0 {
 		c.FramesPerSecond = 30
@@ -121,6 +133,7 @@ type Node struct {
 
 	sessMu   sync.Mutex
 	sessions map[*session]struct{}
+	detached map[string]*session // by session ID, waiting for a resume
 	closing  bool
 
 	natsSubs []*nats.Subscription
@@ -145,6 +158,7 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		snapNow:  make(chan struct{}, 1),
 		hbDone:   make(chan struct{}),
 		sessions: make(map[*session]struct{}),
+		detached: make(map[string]*session),
 	}
 	for i := range n.subs {
 		n.subs[i].m = make(map[uint64]map[*session]struct{})
@@ -212,8 +226,8 @@ func (n *Node) Handler() http.Handler {
 			conn.Close(CloseServiceRestart, "server is shutting down")
 			return
 		}
-		defer n.dropSession(s)
-		s.run(n.ctx)
+		readErr := s.run(n.ctx)
+		n.endSession(s, readErr)
 	})
 }
 
@@ -229,11 +243,15 @@ func (n *Node) newSession(conn *websocket.Conn, c codec) *session {
 	return s
 }
 
-func (n *Node) dropSession(s *session) {
-	n.unsubscribeAll(s)
+// endSession runs when a connection ends: a resumable session is kept,
+// subscribed and buffering, for ResumeWindow; any other is dropped.
+func (n *Node) endSession(s *session, readErr error) {
 	n.sessMu.Lock()
 	delete(n.sessions, s)
 	n.sessMu.Unlock()
+	if !s.resumable(readErr) || !n.detach(s) {
+		n.unsubscribeAll(s)
+	}
 	n.wg.Done()
 }
 
@@ -366,11 +384,12 @@ func (n *Node) onDelivery(msg *nats.Msg) {
 		return
 	}
 	for i, ev := range d.Events {
-		enc, err := encodeEvent(ev)
+		encoded, err := encodeEvent(ev)
 		if err != nil {
 			n.log.Warn("encode event", "err", err)
 			continue
 		}
+		enc := &encoded // kept by every session's replay buffer
 		var version uint64
 		if i < len(d.PermVersions) {
 			version = d.PermVersions[i]
@@ -420,6 +439,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		list := make([]*session, 0, len(n.sessions))
 		for s := range n.sessions {
 			list = append(list, s)
+		}
+		for id, s := range n.detached { // nothing will resume here any more
+			s.expiry.Stop()
+			delete(n.detached, id)
 		}
 		n.sessMu.Unlock()
 		for _, s := range list {

@@ -149,7 +149,7 @@ func TestSubscribeAckMeansRouted(t *testing.T) {
 }
 
 func TestDisconnectRemovesSubscriptions(t *testing.T) {
-	h := mustHarness(t, Config{})
+	h := mustHarness(t, Config{ResumeWindow: -1}) // without resume, a dropped session is gone at once
 	hbs := watchHeartbeats(t, h.nc)
 	id := h.node.ID()
 	a, b := h.dial(t, false), h.dial(t, true)
@@ -198,7 +198,7 @@ func TestDisconnectRemovesSubscriptions(t *testing.T) {
 // TestSlowConsumer: a session that does not keep up is closed with 4010;
 // the others and the node carry on.
 func TestSlowConsumer(t *testing.T) {
-	h := mustHarness(t, Config{QueueLen: 2})
+	h := mustHarness(t, Config{QueueLen: 2, ResumeWindow: -1})
 	good := h.dial(t, true)
 	good.identify()
 	good.mustSubscribe(21)

@@ -42,15 +42,22 @@ type session struct {
 	codec codec
 	id    string
 	out   chan outFrame
+	wake  chan struct{} // tells the writer the backlog has frames
 
 	user  member.User // set once by identify, read only by the reader after
 	batch atomic.Bool // the client accepts Batch frames
 
 	lastTyping map[uint64]time.Time // reader only: when typing was last passed on, per channel
 
-	mu        sync.Mutex // guards seq, subs, closed, closing, ended and sends to out
+	mu        sync.Mutex // guards everything below and sends to out
 	seq       uint64
 	subs      map[uint64]uint64 // channel → permission version access was checked at
+	replay    replayBuf         // the last dispatches, for resume
+	detached  bool              // the connection ended; dispatches only go to replay
+	movedTo   *session          // resumed on another connection: forward to it
+	expiry    *time.Timer       // ends a detached session
+	closeCode websocket.StatusCode
+	backlog   []outFrame    // a resume's replay: written before anything in out
 	closed    bool
 	closing   bool // a close handshake was started; closeDone is closed when it ends
 	ended     bool // run is done with the connection: start no handshake any more
@@ -58,22 +65,24 @@ type session struct {
 }
 
 func newSession(n *Node, conn *websocket.Conn, c codec) *session {
-	b := make([]byte, 16)
+	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	conn.SetReadLimit(n.cfg.MaxFrame)
 	return &session{
-		n: n, conn: conn, codec: c, id: hex.EncodeToString(b),
+		n: n, conn: conn, codec: c, id: n.cfg.NodeID + "." + hex.EncodeToString(b),
 		out:       make(chan outFrame, n.cfg.QueueLen),
+		wake:      make(chan struct{}, 1),
 		subs:      make(map[uint64]uint64),
+		replay:    replayBuf{cap: n.cfg.ResumeBuffer},
 		closeDone: make(chan struct{}),
 
 		lastTyping: make(map[uint64]time.Time),
 	}
 }
 
-// run serves the connection until it ends. The reader owns the
-// connection and runs the writer beside it.
-func (s *session) run(ctx context.Context) {
+// run serves the connection until it ends and returns why the reader
+// stopped. The reader owns the connection and runs the writer beside it.
+func (s *session) run(ctx context.Context) (readErr error) {
 	defer func() {
 		// A close handshake in progress must get its code out before the
 		// connection is cut.
@@ -88,8 +97,9 @@ func (s *session) run(ctx context.Context) {
 	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.writeLoop(gctx) })
-	g.Go(func() error { return s.readLoop(gctx) })
+	g.Go(func() error { readErr = s.readLoop(gctx); return readErr })
 	_ = g.Wait()
+	return readErr
 }
 
 // close closes the connection with a code, once. It does not block.
@@ -103,6 +113,9 @@ func (s *session) close(code websocket.StatusCode, reason string) {
 // waits for. s.mu is held.
 func (s *session) closeLocked(code websocket.StatusCode, reason string) {
 	s.closed = true
+	if s.closeCode == 0 {
+		s.closeCode = code
+	}
 	if s.closing || s.ended {
 		return
 	}
@@ -138,21 +151,16 @@ func (s *session) send(f *pb.Frame) {
 	s.mu.Unlock()
 }
 
-// dispatch queues an event with the session's next sequence number.
-func (s *session) dispatch(ev encodedEvent) {
-	s.mu.Lock()
-	if !s.closed {
-		s.seq++
-		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, ev)})
-	}
-	s.mu.Unlock()
-}
-
 // dispatchAt queues an event of channel ch published at permission version
 // v, if the session's access to ch was checked at v or later. It reports
-// false when the session must be checked again first (see recheck).
-func (s *session) dispatchAt(ev encodedEvent, ch, v uint64) bool {
+// false when the session must be checked again first (see recheck). A
+// session that was resumed elsewhere forwards to its successor.
+func (s *session) dispatchAt(ev *encodedEvent, ch, v uint64) bool {
 	s.mu.Lock()
+	if next := s.movedTo; next != nil {
+		s.mu.Unlock()
+		return next.dispatchAt(ev, ch, v)
+	}
 	defer s.mu.Unlock()
 	checked, ok := s.subs[ch]
 	if !ok {
@@ -161,20 +169,35 @@ func (s *session) dispatchAt(ev encodedEvent, ch, v uint64) bool {
 	if checked < v {
 		return false
 	}
-	if ev.droppable && len(s.out) >= cap(s.out)/2 {
+	live := !s.detached && !s.closed
+	if ev.droppable && (!live || len(s.out) >= cap(s.out)/2) {
 		return true // behind already: a typing indicator is not worth a disconnect
 	}
-	if !s.closed {
-		s.seq++
-		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, ev)})
+	// Numbered and kept for a resume even when the connection is going:
+	// a client closed for falling behind resumes and misses nothing.
+	s.seq++
+	s.replay.push(s.seq, ev)
+	if live {
+		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, *ev)})
 	}
 	return true
+}
+
+// current follows resumes to the session that holds the state now.
+func (s *session) current() *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.movedTo != nil {
+		return s.movedTo.current()
+	}
+	return s
 }
 
 // recheck asks again whether the session may follow ch, now that its
 // server's permissions moved to version v. It drops the subscription if
 // not, and reports whether the session may still get ch's events.
 func (s *session) recheck(ctx context.Context, ch, v uint64) bool {
+	s = s.current()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	_, version, err := s.n.dir.CanView(rctx, s.user.ID, ch)
@@ -231,41 +254,76 @@ func (s *session) channels() []uint64 {
 }
 
 func (s *session) writeLoop(ctx context.Context) error {
-	typ := s.codec.messageType()
 	var pending []outFrame
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case f := <-s.out:
-			pending = append(pending[:0], f)
-			if s.batch.Load() {
-				pending = s.gather(pending)
-			}
-			data := pending[0].data
-			if len(pending) > 1 {
-				frames := make([][]byte, len(pending))
-				for i, p := range pending {
-					frames[i] = p.data
-				}
-				data = s.codec.batch(frames)
-			}
-			// Not canceled with ctx: coder/websocket cuts the connection when
-			// a write's context ends, and the reader ending the session must
-			// not cut the close frame it just asked for. Node shutdown still
-			// ends a write: the reader's context closes the connection.
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.n.cfg.WriteTimeout)
-			err := s.conn.Write(wctx, typ, data)
-			cancel()
-			if err != nil {
-				return err
-			}
-			if last := pending[len(pending)-1]; last.closeAfter != 0 {
-				s.close(last.closeAfter, last.reason)
-				return nil
+		pending = s.takeBacklog(pending[:0])
+		if len(pending) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.wake:
+				continue
+			case f := <-s.out:
+				// A resume's replay queued meanwhile goes first: f came later.
+				pending = append(s.takeBacklog(pending), f)
 			}
 		}
+		if s.batch.Load() {
+			pending = s.gather(pending)
+		}
+		if done, err := s.write(ctx, pending); done || err != nil {
+			return err
+		}
 	}
+}
+
+func (s *session) takeBacklog(pending []outFrame) []outFrame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pending = append(pending, s.backlog...)
+	s.backlog = nil
+	return pending
+}
+
+// write sends frames, batched when there are several (the caller only
+// gathers several for a client that accepts batches) — except a resume's
+// backlog for a client that does not, which goes out frame by frame. It
+// reports done when a frame closed the connection.
+func (s *session) write(ctx context.Context, pending []outFrame) (done bool, err error) {
+	typ := s.codec.messageType()
+	var groups [][]outFrame
+	if s.batch.Load() {
+		groups = [][]outFrame{pending}
+	} else {
+		for i := range pending {
+			groups = append(groups, pending[i:i+1])
+		}
+	}
+	for _, g := range groups {
+		data := g[0].data
+		if len(g) > 1 {
+			frames := make([][]byte, len(g))
+			for i, p := range g {
+				frames[i] = p.data
+			}
+			data = s.codec.batch(frames)
+		}
+		// Not canceled with ctx: coder/websocket cuts the connection when
+		// a write's context ends, and the reader ending the session must
+		// not cut the close frame it just asked for. Node shutdown still
+		// ends a write: the reader's context closes the connection.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.n.cfg.WriteTimeout)
+		err := s.conn.Write(wctx, typ, data)
+		cancel()
+		if err != nil {
+			return true, err
+		}
+		if last := g[len(g)-1]; last.closeAfter != 0 {
+			s.close(last.closeAfter, last.reason)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // gather adds to pending the frames already queued, without waiting, up to
@@ -325,6 +383,13 @@ func (s *session) readLoop(ctx context.Context) error {
 }
 
 func (s *session) handle(ctx context.Context, f *pb.Frame) error {
+	if r, ok := f.Body.(*pb.Frame_Resume); ok {
+		if s.user.ID != 0 {
+			s.close(CloseAlreadyIdentified, "already identified")
+			return errClosing
+		}
+		return s.resume(ctx, r.Resume)
+	}
 	if id, ok := f.Body.(*pb.Frame_Identify); ok {
 		if s.user.ID != 0 {
 			s.close(CloseAlreadyIdentified, "already identified")

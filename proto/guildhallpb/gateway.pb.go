@@ -45,12 +45,15 @@ type Frame struct {
 	//	*Frame_Error
 	//	*Frame_Reconnect
 	//	*Frame_Batch
+	//	*Frame_Resumed
+	//	*Frame_InvalidSession
 	//	*Frame_Identify
 	//	*Frame_Heartbeat
 	//	*Frame_Subscribe
 	//	*Frame_Unsubscribe
 	//	*Frame_SendMessage
 	//	*Frame_Typing
+	//	*Frame_Resume
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -188,6 +191,24 @@ func (x *Frame) GetBatch() *Batch {
 	return nil
 }
 
+func (x *Frame) GetResumed() *Resumed {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Resumed); ok {
+			return x.Resumed
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetInvalidSession() *InvalidSession {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_InvalidSession); ok {
+			return x.InvalidSession
+		}
+	}
+	return nil
+}
+
 func (x *Frame) GetIdentify() *Identify {
 	if x != nil {
 		if x, ok := x.Body.(*Frame_Identify); ok {
@@ -242,6 +263,15 @@ func (x *Frame) GetTyping() *Typing {
 	return nil
 }
 
+func (x *Frame) GetResume() *Resume {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Resume); ok {
+			return x.Resume
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -283,6 +313,14 @@ type Frame_Batch struct {
 	Batch *Batch `protobuf:"bytes,18,opt,name=batch,proto3,oneof"`
 }
 
+type Frame_Resumed struct {
+	Resumed *Resumed `protobuf:"bytes,19,opt,name=resumed,proto3,oneof"`
+}
+
+type Frame_InvalidSession struct {
+	InvalidSession *InvalidSession `protobuf:"bytes,20,opt,name=invalid_session,json=invalidSession,proto3,oneof"`
+}
+
 type Frame_Identify struct {
 	// client -> server
 	Identify *Identify `protobuf:"bytes,30,opt,name=identify,proto3,oneof"`
@@ -308,6 +346,10 @@ type Frame_Typing struct {
 	Typing *Typing `protobuf:"bytes,35,opt,name=typing,proto3,oneof"`
 }
 
+type Frame_Resume struct {
+	Resume *Resume `protobuf:"bytes,36,opt,name=resume,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_Ready) isFrame_Body() {}
@@ -326,6 +368,10 @@ func (*Frame_Reconnect) isFrame_Body() {}
 
 func (*Frame_Batch) isFrame_Body() {}
 
+func (*Frame_Resumed) isFrame_Body() {}
+
+func (*Frame_InvalidSession) isFrame_Body() {}
+
 func (*Frame_Identify) isFrame_Body() {}
 
 func (*Frame_Heartbeat) isFrame_Body() {}
@@ -337,6 +383,8 @@ func (*Frame_Unsubscribe) isFrame_Body() {}
 func (*Frame_SendMessage) isFrame_Body() {}
 
 func (*Frame_Typing) isFrame_Body() {}
+
+func (*Frame_Resume) isFrame_Body() {}
 
 // Hello is the first frame on a new connection.
 type Hello struct {
@@ -440,6 +488,169 @@ func (x *Identify) GetBatch() bool {
 	return false
 }
 
+// Resume picks up a session whose connection dropped, instead of
+// identify: the server replays every dispatch after last_seq, then sends
+// Resumed. If the session cannot be resumed it sends InvalidSession and the
+// client identifies again (and catches up through the history API).
+type Resume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	LastSeq       uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Batch         bool                   `protobuf:"varint,4,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resume) Reset() {
+	*x = Resume{}
+	mi := &file_gateway_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resume) ProtoMessage() {}
+
+func (x *Resume) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resume.ProtoReflect.Descriptor instead.
+func (*Resume) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Resume) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *Resume) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Resume) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *Resume) GetBatch() bool {
+	if x != nil {
+		return x.Batch
+	}
+	return false
+}
+
+// Resumed ends the replay of a resume; live dispatches follow.
+type Resumed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Replayed      uint32                 `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resumed) Reset() {
+	*x = Resumed{}
+	mi := &file_gateway_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resumed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resumed) ProtoMessage() {}
+
+func (x *Resumed) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resumed.ProtoReflect.Descriptor instead.
+func (*Resumed) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Resumed) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Resumed) GetReplayed() uint32 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
+// InvalidSession: the session cannot be resumed (unknown, expired, or it
+// missed more than the server kept). Identify again on this connection.
+type InvalidSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidSession) Reset() {
+	*x = InvalidSession{}
+	mi := &file_gateway_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidSession) ProtoMessage() {}
+
+func (x *InvalidSession) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidSession.ProtoReflect.Descriptor instead.
+func (*InvalidSession) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{5}
+}
+
 // Batch carries several frames, in order, in one WebSocket message. Sent
 // only to clients that identified with batch = true.
 type Batch struct {
@@ -451,7 +662,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_gateway_proto_msgTypes[3]
+	mi := &file_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +674,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[3]
+	mi := &file_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +687,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{3}
+	return file_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Batch) GetFrames() []*Frame {
@@ -499,7 +710,7 @@ type Ready struct {
 
 func (x *Ready) Reset() {
 	*x = Ready{}
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +722,7 @@ func (x *Ready) String() string {
 func (*Ready) ProtoMessage() {}
 
 func (x *Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +735,7 @@ func (x *Ready) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ready.ProtoReflect.Descriptor instead.
 func (*Ready) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{4}
+	return file_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Ready) GetSessionId() string {
@@ -565,7 +776,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +788,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +801,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{5}
+	return file_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Heartbeat) GetLastSeq() uint64 {
@@ -608,7 +819,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +831,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +844,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{6}
+	return file_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 // Subscribe asks for full message events of the listed channels.
@@ -646,7 +857,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +869,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +882,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{7}
+	return file_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Subscribe) GetChannelIds() []uint64 {
@@ -690,7 +901,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +913,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +926,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{8}
+	return file_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Unsubscribe) GetChannelIds() []uint64 {
@@ -737,7 +948,7 @@ type SendMessage struct {
 
 func (x *SendMessage) Reset() {
 	*x = SendMessage{}
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +960,7 @@ func (x *SendMessage) String() string {
 func (*SendMessage) ProtoMessage() {}
 
 func (x *SendMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +973,7 @@ func (x *SendMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessage.ProtoReflect.Descriptor instead.
 func (*SendMessage) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{9}
+	return file_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendMessage) GetChannelId() uint64 {
@@ -797,7 +1008,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +1020,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1033,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{10}
+	return file_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Typing) GetChannelId() uint64 {
@@ -841,7 +1052,7 @@ type Sent struct {
 
 func (x *Sent) Reset() {
 	*x = Sent{}
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1064,7 @@ func (x *Sent) String() string {
 func (*Sent) ProtoMessage() {}
 
 func (x *Sent) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1077,7 @@ func (x *Sent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sent.ProtoReflect.Descriptor instead.
 func (*Sent) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{11}
+	return file_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Sent) GetMessage() *Message {
@@ -884,7 +1095,7 @@ type Ok struct {
 
 func (x *Ok) Reset() {
 	*x = Ok{}
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1107,7 @@ func (x *Ok) String() string {
 func (*Ok) ProtoMessage() {}
 
 func (x *Ok) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1120,7 @@ func (x *Ok) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ok.ProtoReflect.Descriptor instead.
 func (*Ok) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{12}
+	return file_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 // Reconnect tells the client the server is going away and it should connect
@@ -922,7 +1133,7 @@ type Reconnect struct {
 
 func (x *Reconnect) Reset() {
 	*x = Reconnect{}
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1145,7 @@ func (x *Reconnect) String() string {
 func (*Reconnect) ProtoMessage() {}
 
 func (x *Reconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1158,7 @@ func (x *Reconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reconnect.ProtoReflect.Descriptor instead.
 func (*Reconnect) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{13}
+	return file_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 // Event is a dispatch: something happened in a channel the session follows.
@@ -968,7 +1179,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_gateway_proto_msgTypes[14]
+	mi := &file_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1191,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[14]
+	mi := &file_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1204,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{14}
+	return file_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Event) GetServerId() uint64 {
@@ -1093,7 +1304,7 @@ type TypingStart struct {
 
 func (x *TypingStart) Reset() {
 	*x = TypingStart{}
-	mi := &file_gateway_proto_msgTypes[15]
+	mi := &file_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1316,7 @@ func (x *TypingStart) String() string {
 func (*TypingStart) ProtoMessage() {}
 
 func (x *TypingStart) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[15]
+	mi := &file_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1329,7 @@ func (x *TypingStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingStart.ProtoReflect.Descriptor instead.
 func (*TypingStart) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{15}
+	return file_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TypingStart) GetUserId() uint64 {
@@ -1139,7 +1350,7 @@ var File_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\rgateway.proto\x12\fguildhall.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\vtypes.proto\"\xb5\x06\n" +
+	"\rgateway.proto\x12\fguildhall.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\vtypes.proto\"\xe1\a\n" +
 	"\x05Frame\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\x12+\n" +
@@ -1152,19 +1363,33 @@ const file_gateway_proto_rawDesc = "" +
 	"\x04sent\x18\x0f \x01(\v2\x12.guildhall.v1.SentH\x00R\x04sent\x12+\n" +
 	"\x05error\x18\x10 \x01(\v2\x13.guildhall.v1.ErrorH\x00R\x05error\x127\n" +
 	"\treconnect\x18\x11 \x01(\v2\x17.guildhall.v1.ReconnectH\x00R\treconnect\x12+\n" +
-	"\x05batch\x18\x12 \x01(\v2\x13.guildhall.v1.BatchH\x00R\x05batch\x124\n" +
+	"\x05batch\x18\x12 \x01(\v2\x13.guildhall.v1.BatchH\x00R\x05batch\x121\n" +
+	"\aresumed\x18\x13 \x01(\v2\x15.guildhall.v1.ResumedH\x00R\aresumed\x12G\n" +
+	"\x0finvalid_session\x18\x14 \x01(\v2\x1c.guildhall.v1.InvalidSessionH\x00R\x0einvalidSession\x124\n" +
 	"\bidentify\x18\x1e \x01(\v2\x16.guildhall.v1.IdentifyH\x00R\bidentify\x127\n" +
 	"\theartbeat\x18\x1f \x01(\v2\x17.guildhall.v1.HeartbeatH\x00R\theartbeat\x127\n" +
 	"\tsubscribe\x18  \x01(\v2\x17.guildhall.v1.SubscribeH\x00R\tsubscribe\x12=\n" +
 	"\vunsubscribe\x18! \x01(\v2\x19.guildhall.v1.UnsubscribeH\x00R\vunsubscribe\x12>\n" +
 	"\fsend_message\x18\" \x01(\v2\x19.guildhall.v1.SendMessageH\x00R\vsendMessage\x12.\n" +
-	"\x06typing\x18# \x01(\v2\x14.guildhall.v1.TypingH\x00R\x06typingB\x06\n" +
+	"\x06typing\x18# \x01(\v2\x14.guildhall.v1.TypingH\x00R\x06typing\x12.\n" +
+	"\x06resume\x18$ \x01(\v2\x14.guildhall.v1.ResumeH\x00R\x06resumeB\x06\n" +
 	"\x04body\";\n" +
 	"\x05Hello\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x01 \x01(\rR\x13heartbeatIntervalMs\"6\n" +
 	"\bIdentify\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\bR\x05batch\"4\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\"n\n" +
+	"\x06Resume\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x14\n" +
+	"\x05batch\x18\x04 \x01(\bR\x05batch\"D\n" +
+	"\aResumed\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\rR\breplayed\"\x10\n" +
+	"\x0eInvalidSession\"4\n" +
 	"\x05Batch\x12+\n" +
 	"\x06frames\x18\x01 \x03(\v2\x13.guildhall.v1.FrameR\x06frames\"\xb1\x01\n" +
 	"\x05Ready\x12\x1d\n" +
@@ -1220,63 +1445,69 @@ func file_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_proto_rawDescData
 }
 
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_gateway_proto_goTypes = []any{
 	(*Frame)(nil),                 // 0: guildhall.v1.Frame
 	(*Hello)(nil),                 // 1: guildhall.v1.Hello
 	(*Identify)(nil),              // 2: guildhall.v1.Identify
-	(*Batch)(nil),                 // 3: guildhall.v1.Batch
-	(*Ready)(nil),                 // 4: guildhall.v1.Ready
-	(*Heartbeat)(nil),             // 5: guildhall.v1.Heartbeat
-	(*HeartbeatAck)(nil),          // 6: guildhall.v1.HeartbeatAck
-	(*Subscribe)(nil),             // 7: guildhall.v1.Subscribe
-	(*Unsubscribe)(nil),           // 8: guildhall.v1.Unsubscribe
-	(*SendMessage)(nil),           // 9: guildhall.v1.SendMessage
-	(*Typing)(nil),                // 10: guildhall.v1.Typing
-	(*Sent)(nil),                  // 11: guildhall.v1.Sent
-	(*Ok)(nil),                    // 12: guildhall.v1.Ok
-	(*Reconnect)(nil),             // 13: guildhall.v1.Reconnect
-	(*Event)(nil),                 // 14: guildhall.v1.Event
-	(*TypingStart)(nil),           // 15: guildhall.v1.TypingStart
-	(*Error)(nil),                 // 16: guildhall.v1.Error
-	(*User)(nil),                  // 17: guildhall.v1.User
-	(*Server)(nil),                // 18: guildhall.v1.Server
-	(*Channel)(nil),               // 19: guildhall.v1.Channel
-	(*Message)(nil),               // 20: guildhall.v1.Message
-	(*MessageDelete)(nil),         // 21: guildhall.v1.MessageDelete
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*Resume)(nil),                // 3: guildhall.v1.Resume
+	(*Resumed)(nil),               // 4: guildhall.v1.Resumed
+	(*InvalidSession)(nil),        // 5: guildhall.v1.InvalidSession
+	(*Batch)(nil),                 // 6: guildhall.v1.Batch
+	(*Ready)(nil),                 // 7: guildhall.v1.Ready
+	(*Heartbeat)(nil),             // 8: guildhall.v1.Heartbeat
+	(*HeartbeatAck)(nil),          // 9: guildhall.v1.HeartbeatAck
+	(*Subscribe)(nil),             // 10: guildhall.v1.Subscribe
+	(*Unsubscribe)(nil),           // 11: guildhall.v1.Unsubscribe
+	(*SendMessage)(nil),           // 12: guildhall.v1.SendMessage
+	(*Typing)(nil),                // 13: guildhall.v1.Typing
+	(*Sent)(nil),                  // 14: guildhall.v1.Sent
+	(*Ok)(nil),                    // 15: guildhall.v1.Ok
+	(*Reconnect)(nil),             // 16: guildhall.v1.Reconnect
+	(*Event)(nil),                 // 17: guildhall.v1.Event
+	(*TypingStart)(nil),           // 18: guildhall.v1.TypingStart
+	(*Error)(nil),                 // 19: guildhall.v1.Error
+	(*User)(nil),                  // 20: guildhall.v1.User
+	(*Server)(nil),                // 21: guildhall.v1.Server
+	(*Channel)(nil),               // 22: guildhall.v1.Channel
+	(*Message)(nil),               // 23: guildhall.v1.Message
+	(*MessageDelete)(nil),         // 24: guildhall.v1.MessageDelete
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_gateway_proto_depIdxs = []int32{
 	1,  // 0: guildhall.v1.Frame.hello:type_name -> guildhall.v1.Hello
-	4,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
-	6,  // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
-	14, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
-	12, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
-	11, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
-	16, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
-	13, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
-	3,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
-	2,  // 9: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
-	5,  // 10: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
-	7,  // 11: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
-	8,  // 12: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
-	9,  // 13: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
-	10, // 14: guildhall.v1.Frame.typing:type_name -> guildhall.v1.Typing
-	0,  // 15: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
-	17, // 16: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
-	18, // 17: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
-	19, // 18: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
-	20, // 19: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
-	20, // 20: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
-	20, // 21: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
-	21, // 22: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
-	15, // 23: guildhall.v1.Event.typing_start:type_name -> guildhall.v1.TypingStart
-	22, // 24: guildhall.v1.TypingStart.at:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	7,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
+	9,  // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
+	17, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
+	15, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
+	14, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
+	19, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
+	16, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
+	6,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
+	4,  // 9: guildhall.v1.Frame.resumed:type_name -> guildhall.v1.Resumed
+	5,  // 10: guildhall.v1.Frame.invalid_session:type_name -> guildhall.v1.InvalidSession
+	2,  // 11: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
+	8,  // 12: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
+	10, // 13: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
+	11, // 14: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
+	12, // 15: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
+	13, // 16: guildhall.v1.Frame.typing:type_name -> guildhall.v1.Typing
+	3,  // 17: guildhall.v1.Frame.resume:type_name -> guildhall.v1.Resume
+	0,  // 18: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
+	20, // 19: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
+	21, // 20: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
+	22, // 21: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
+	23, // 22: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
+	23, // 23: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
+	23, // 24: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
+	24, // 25: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
+	18, // 26: guildhall.v1.Event.typing_start:type_name -> guildhall.v1.TypingStart
+	25, // 27: guildhall.v1.TypingStart.at:type_name -> google.protobuf.Timestamp
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_gateway_proto_init() }
@@ -1295,14 +1526,17 @@ func file_gateway_proto_init() {
 		(*Frame_Error)(nil),
 		(*Frame_Reconnect)(nil),
 		(*Frame_Batch)(nil),
+		(*Frame_Resumed)(nil),
+		(*Frame_InvalidSession)(nil),
 		(*Frame_Identify)(nil),
 		(*Frame_Heartbeat)(nil),
 		(*Frame_Subscribe)(nil),
 		(*Frame_Unsubscribe)(nil),
 		(*Frame_SendMessage)(nil),
 		(*Frame_Typing)(nil),
+		(*Frame_Resume)(nil),
 	}
-	file_gateway_proto_msgTypes[14].OneofWrappers = []any{
+	file_gateway_proto_msgTypes[17].OneofWrappers = []any{
 		(*Event_MessageCreate)(nil),
 		(*Event_MessageUpdate)(nil),
 		(*Event_MessageDelete)(nil),
@@ -1314,7 +1548,7 @@ func file_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
