@@ -57,7 +57,7 @@ type session struct {
 	movedTo   *session          // resumed on another connection: forward to it
 	expiry    *time.Timer       // ends a detached session
 	closeCode websocket.StatusCode
-	backlog   []outFrame    // a resume's replay: written before anything in out
+	backlog   []outFrame // a resume's replay: written before anything in out
 	closed    bool
 	closing   bool // a close handshake was started; closeDone is closed when it ends
 	ended     bool // run is done with the connection: start no handshake any more
