@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs Guildhall's whole test suite on a fresh machine: installs what the
-# tests need (protoc for the generated-code check, protoc-gen-go), then
-# checks formatting, vets and runs every test with the race detector.
-# Real servers the tests use are started by the tests themselves (NATS is
-# embedded in-process). With CI=true a missing dependency fails the run.
+# tests need (protoc for the generated-code check, protoc-gen-go), starts
+# the real CQL server the CQL stores are tested against
+# (deploy/testdeps/cql.sh: Apache Cassandra 5.0 from Maven Central, else
+# 2.1), then checks formatting, vets and runs every test with the race
+# detector. NATS is embedded in the tests themselves. With CI=true a
+# missing dependency fails the run instead of skipping tests.
+#
+# GUILDHALL_TEST_NO_SERVERS=1 skips starting servers (tests that need them
+# then skip, or fail under CI=true).
 #
 #   deploy/test.sh            # everything
 #   deploy/test.sh ./link/... # only some packages
@@ -26,6 +31,15 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 if [ "$(protoc-gen-go --version 2>/dev/null)" != "protoc-gen-go $PROTOC_GEN_GO_VERSION" ]; then
 	echo "== installing protoc-gen-go $PROTOC_GEN_GO_VERSION"
 	GOFLAGS= go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+fi
+
+if [ "${GUILDHALL_TEST_NO_SERVERS:-}" != 1 ]; then
+	echo "== starting the CQL server"
+	set -a
+	eval "$(deploy/testdeps/cql.sh start)"
+	set +a
+	echo "CQL server: $CQL_SERVER $CQL_RELEASE at $CQL_HOSTS"
+	trap 'deploy/testdeps/cql.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
 echo "== gofmt"
