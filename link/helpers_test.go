@@ -80,6 +80,16 @@ type fakeDir struct {
 	mu      sync.Mutex
 	deny    map[uint64]bool
 	version uint64 // the permission version CanView answers at
+	members int    // MemberCount of every server; 0 means a big one
+}
+
+func (d *fakeDir) MemberCount(context.Context, uint64) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.members == 0 {
+		return 1_000_000, nil
+	}
+	return d.members, nil
 }
 
 func (d *fakeDir) Servers(context.Context, member.User) ([]member.Server, error) {

@@ -29,6 +29,8 @@ type Auth interface {
 type Directory interface {
 	Servers(ctx context.Context, actor member.User) ([]member.Server, error)
 	Channels(ctx context.Context, actor member.User, serverID uint64) ([]member.Channel, error)
+	// MemberCount is how many members a server has.
+	MemberCount(ctx context.Context, serverID uint64) (int, error)
 	// CanView reports whether userID may follow channelID, and the
 	// server's permission version the answer holds for: it stays true
 	// until a delivery carries a newer version.
@@ -53,6 +55,10 @@ type Config struct {
 	MaxSubscriptions  int           // channels per session, default 1000
 	FramesPerSecond   float64       // inbound rate, default 30 (burst 2x)
 	OriginPatterns    []string      // extra allowed browser origins
+	// SmallServer: a session follows every channel it can see in servers
+	// with fewer members than this, without subscribing (default 2,000;
+	// negative turns it off). Checked again every SnapshotEvery.
+	SmallServer int
 	// ResumeWindow is how long a session whose connection dropped can be
 	// resumed (default 2 minutes; negative disables resume).
 	ResumeWindow time.Duration
@@ -90,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = 1000
+	}
+	if c.SmallServer == 0 {
+		c.SmallServer = 2000
 	}
 	if c.ResumeWindow == 0 {
 		c.ResumeWindow = 2 * time.Minute
@@ -189,6 +198,8 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 	hbCtx, n.hbCancel = context.WithCancel(n.ctx)
 	n.wg.Add(1)
 	go n.heartbeatLoop(hbCtx)
+	n.wg.Add(1)
+	go n.smallServerLoop()
 	return n, nil
 }
 

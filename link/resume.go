@@ -178,9 +178,9 @@ func (s *session) adopt(old *session, u member.User, lastSeq uint64) (int, bool)
 	s.user = u
 	s.id = old.id
 	s.seq = old.seq
-	s.subs = old.subs
+	s.subs, s.auto, s.visible, s.optOut = old.subs, old.auto, old.visible, old.optOut
 	s.replay = old.replay
-	old.subs, old.replay = nil, replayBuf{}
+	old.subs, old.auto, old.visible, old.optOut, old.replay = nil, nil, nil, nil, replayBuf{}
 	for _, e := range entries { // not bounded by the queue: the buffer bounds it
 		s.backlog = append(s.backlog, outFrame{data: s.codec.frame(e.seq, *e.ev)})
 	}

@@ -57,7 +57,10 @@ type session struct {
 	movedTo   *session          // resumed on another connection: forward to it
 	expiry    *time.Timer       // ends a detached session
 	closeCode websocket.StatusCode
-	backlog   []outFrame // a resume's replay: written before anything in out
+	backlog   []outFrame          // a resume's replay: written before anything in out
+	visible   map[uint64][]uint64 // server → its channels this session saw in READY
+	auto      map[uint64]uint64   // channel → server: followed because the server is small
+	optOut    map[uint64]bool     // channels the client unsubscribed from: not followed automatically
 	closed    bool
 	closing   bool // a close handshake was started; closeDone is closed when it ends
 	ended     bool // run is done with the connection: start no handshake any more
@@ -226,6 +229,7 @@ func (s *session) drop(ch uint64) bool {
 	defer s.mu.Unlock()
 	_, ok := s.subs[ch]
 	delete(s.subs, ch)
+	delete(s.auto, ch)
 	return ok
 }
 
@@ -475,6 +479,7 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 		s.close(CloseUnknownError, "try again")
 		return errClosing
 	}
+	visible := make(map[uint64][]uint64, len(servers))
 	for _, srv := range servers {
 		ready.Servers = append(ready.Servers, &pb.Server{Id: srv.ID, Name: srv.Name, OwnerId: srv.OwnerID})
 		chans, err := s.n.dir.Channels(rctx, u, srv.ID)
@@ -482,14 +487,21 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 			continue // left the server meanwhile
 		}
 		for _, c := range chans {
+			if c.Type != member.ChannelCategory {
+				visible[srv.ID] = append(visible[srv.ID], c.ID)
+			}
 			ready.Channels = append(ready.Channels, &pb.Channel{
 				Id: c.ID, ServerId: c.ServerID, Name: c.Name, Type: pb.ChannelType(c.Type), Position: int32(c.Position), ParentId: c.ParentID,
 			})
 		}
 	}
 	s.user = u
+	s.mu.Lock()
+	s.visible = visible
+	s.mu.Unlock()
 	s.send(&pb.Frame{Body: &pb.Frame_Ready{Ready: ready}})
 	s.batch.Store(id.Batch) // frames queued from now on may go out batched
+	s.n.followSmall(rctx, s, nil)
 	return nil
 }
 
@@ -515,6 +527,8 @@ func (s *session) subscribe(ctx context.Context, ids []uint64) error {
 			added = append(added, ch)
 		}
 		s.subs[ch] = max(s.subs[ch], versions[i])
+		delete(s.auto, ch) // followed on purpose now
+		delete(s.optOut, ch)
 	}
 	if len(s.subs) > s.n.cfg.MaxSubscriptions {
 		for _, ch := range added {
@@ -542,6 +556,14 @@ func (s *session) unsubscribe(ids []uint64) error {
 		return guildhall.E("link.Unsubscribe", guildhall.Invalid, "unsubscribe from at most %d channels per frame", maxChannelsPerFrame)
 	}
 	for _, ch := range ids {
+		s.mu.Lock()
+		if s.optOut == nil {
+			s.optOut = make(map[uint64]bool)
+		}
+		if len(s.optOut) < s.n.cfg.MaxSubscriptions {
+			s.optOut[ch] = true
+		}
+		s.mu.Unlock()
 		if s.drop(ch) {
 			s.n.unsubscribe1(s, ch)
 		}

@@ -293,6 +293,13 @@ func (s *Service) Leave(ctx context.Context, actor User, serverID uint64) error 
 	return guildhall.Wrap(op, s.roles.ClearMember(ctx, serverID, actor.ID))
 }
 
+// MemberCount is how many members a server has (no permission check: the
+// link node uses it to decide whether to follow a server in full).
+func (s *Service) MemberCount(ctx context.Context, serverID uint64) (int, error) {
+	n, err := s.store.MemberCount(ctx, serverID)
+	return n, guildhall.Wrap("member.MemberCount", err)
+}
+
 // Members pages through a server's members. q.Prefix is matched
 // case-insensitively against usernames.
 func (s *Service) Members(ctx context.Context, actor User, serverID uint64, q MemberQuery) ([]Member, error) {

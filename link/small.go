@@ -1,0 +1,96 @@
+package link
+
+import (
+	"context"
+	"time"
+)
+
+// followSmall makes s follow every channel it can see in the servers with
+// fewer than SmallServer members, and stop following, in servers that
+// grew past it, the channels it only followed for that reason. counts
+// caches member counts across sessions in one pass (nil: no cache).
+func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]int) {
+	if n.cfg.SmallServer < 0 {
+		return
+	}
+	s.mu.Lock()
+	servers := make(map[uint64][]uint64, len(s.visible))
+	for srv, chans := range s.visible {
+		servers[srv] = chans
+	}
+	s.mu.Unlock()
+	var add, drop []uint64
+	for srv, chans := range servers {
+		count, ok := counts[srv]
+		if !ok {
+			var err error
+			if count, err = n.dir.MemberCount(ctx, srv); err != nil {
+				n.log.Debug("member count", "server", srv, "err", err)
+				continue
+			}
+			if counts != nil {
+				counts[srv] = count
+			}
+		}
+		small := count < n.cfg.SmallServer
+		s.mu.Lock()
+		if s.movedTo != nil || s.closed {
+			s.mu.Unlock()
+			return
+		}
+		for _, ch := range chans {
+			_, followed := s.subs[ch]
+			_, auto := s.auto[ch]
+			switch {
+			case small && !followed && !s.optOut[ch] && len(s.subs) < n.cfg.MaxSubscriptions:
+				if s.auto == nil {
+					s.auto = make(map[uint64]uint64)
+				}
+				s.subs[ch] = 0 // checked again at the first event carrying a version
+				s.auto[ch] = srv
+				add = append(add, ch)
+			case !small && auto:
+				delete(s.subs, ch)
+				delete(s.auto, ch)
+				drop = append(drop, ch)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, ch := range add {
+		n.subscribe(s, ch)
+	}
+	for _, ch := range drop {
+		n.unsubscribe1(s, ch)
+	}
+}
+
+// smallServerLoop re-checks, every SnapshotEvery, which servers are small,
+// so crossing the threshold changes delivery within one heartbeat period.
+func (n *Node) smallServerLoop() {
+	defer n.wg.Done()
+	if n.cfg.SmallServer < 0 {
+		return
+	}
+	t := time.NewTicker(n.cfg.SnapshotEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.sessMu.Lock()
+		list := make([]*session, 0, len(n.sessions))
+		for s := range n.sessions {
+			list = append(list, s)
+		}
+		n.sessMu.Unlock()
+		counts := make(map[uint64]int)
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.SnapshotEvery)
+		for _, s := range list {
+			n.followSmall(ctx, s, counts) // no-op before identify: nothing visible yet
+		}
+		cancel()
+	}
+}
