@@ -35,6 +35,7 @@ type Config struct {
 	AuditRetention    time.Duration
 	AllowedOrigins    []string
 	Compression       bool
+	SmallServer       int
 	ShutdownTimeout   time.Duration
 	LogLevel          string
 	LogFormat         string
@@ -60,6 +61,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 30*time.Second, "gateway heartbeat interval told to clients")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log entries are kept; negative keeps them forever")
 	fs.BoolVar(&c.Compression, "gateway-compression", false, "offer permessage-deflate on the gateway (costs CPU, saves bandwidth)")
+	fs.IntVar(&c.SmallServer, "small-server", 2000, "sessions follow every visible channel of servers with fewer members than this without subscribing; 0 or negative turns it off")
 	var origins string
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated extra browser origins (host patterns, e.g. app.example.com) allowed to open the gateway")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")

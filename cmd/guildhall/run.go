@@ -189,6 +189,7 @@ func (m *Main) Run(ctx context.Context) error {
 			HeartbeatInterval: c.HeartbeatInterval,
 			OriginPatterns:    c.AllowedOrigins,
 			Compression:       c.Compression,
+			SmallServer:       smallServer(c.SmallServer),
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -301,4 +302,13 @@ func (p pebbleLog) Errorf(f string, a ...any) { p.log.Error(fmt.Sprintf(f, a...)
 func (p pebbleLog) Fatalf(f string, a ...any) {
 	p.log.Error(fmt.Sprintf(f, a...))
 	os.Exit(1)
+}
+
+// smallServer maps the flag (0 or negative: off) to link.Config's
+// convention (0: default, negative: off).
+func smallServer(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
