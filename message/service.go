@@ -116,24 +116,37 @@ func (s *Service) Send(ctx context.Context, actorID, channelID uint64, content, 
 }
 
 // insert runs under the channel's lock.
+// insertAttempts bounds the retries when another writer (another message
+// service process) took the seq this one read.
+const insertAttempts = 8
+
 func (s *Service) insert(ctx context.Context, serverID, actorID, channelID uint64, content, nonce string) (Message, bool, error) {
-	if nonce != "" {
-		if m, ok, err := s.store.ByNonce(ctx, channelID, actorID, nonce); err != nil || ok {
-			return m, false, err
+	var err error
+	for range insertAttempts {
+		if nonce != "" {
+			if m, ok, err := s.store.ByNonce(ctx, channelID, actorID, nonce); err != nil || ok {
+				return m, false, err
+			}
 		}
+		var last uint64
+		if last, err = s.store.LastSeq(ctx, channelID); err != nil {
+			return Message{}, false, err
+		}
+		m := Message{
+			ID: s.ids.Next(), ChannelID: channelID, ServerID: serverID, AuthorID: actorID,
+			Content: content, Seq: last + 1, Nonce: nonce, CreatedAt: s.now().UTC().Truncate(time.Millisecond),
+		}
+		err = s.store.Insert(ctx, m)
+		if err == nil {
+			return m, true, nil
+		}
+		if guildhall.KindOf(err) != guildhall.Conflict {
+			return Message{}, false, err
+		}
+		// Another writer took this seq (or, with a nonce, this very
+		// message): look again.
 	}
-	last, err := s.store.LastSeq(ctx, channelID)
-	if err != nil {
-		return Message{}, false, err
-	}
-	m := Message{
-		ID: s.ids.Next(), ChannelID: channelID, ServerID: serverID, AuthorID: actorID,
-		Content: content, Seq: last + 1, Nonce: nonce, CreatedAt: s.now().UTC().Truncate(time.Millisecond),
-	}
-	if err := s.store.Insert(ctx, m); err != nil {
-		return Message{}, false, err
-	}
-	return m, true, nil
+	return Message{}, false, guildhall.E("message.insert", guildhall.Unavailable, "the channel is too busy, retry")
 }
 
 // Edit replaces the content of a message; only its author may.

@@ -71,6 +71,8 @@ func (r *recorder) Events() []message.Event {
 type env struct {
 	svc     *message.Service
 	store   message.Store
+	access  message.Access
+	ids     *snowflake.Generator
 	members *member.Service
 	pub     *recorder
 	clock   *clock
@@ -99,6 +101,8 @@ func newEnv(t *testing.T) *env {
 	e := &env{
 		svc:     message.NewService(store, res, pub, ids, clk.Now, nil),
 		store:   store,
+		access:  res,
+		ids:     ids,
 		members: members,
 		pub:     pub,
 		clock:   clk,
@@ -663,5 +667,49 @@ func TestTyping(t *testing.T) {
 	}
 	if h := e.history(t); len(h) != 0 {
 		t.Fatalf("typing stored messages: %+v", h)
+	}
+}
+
+// racingStore is the real store with another writer that takes the seq
+// the service read, just before the service's first inserts.
+type racingStore struct {
+	message.Store
+	ids   *snowflake.Generator
+	races int
+}
+
+func (r *racingStore) Insert(ctx context.Context, m message.Message) error {
+	if r.races > 0 {
+		r.races--
+		other := m
+		other.ID, other.Nonce, other.Content = r.ids.Next(), "", "the other writer's"
+		if err := r.Store.Insert(ctx, other); err != nil {
+			return err
+		}
+	}
+	return r.Store.Insert(ctx, m)
+}
+
+// TestSendRetriesWhenAnotherWriterTookTheSeq: with several message
+// service processes, a seq can be taken between reading LastSeq and
+// inserting; the store refuses, the service reads again and succeeds.
+func TestSendRetriesWhenAnotherWriterTookTheSeq(t *testing.T) {
+	e := newEnv(t)
+	racing := &racingStore{Store: e.store, ids: e.ids, races: 3}
+	svc := message.NewService(racing, e.access, e.pub, e.ids, nil, nil)
+	m, err := svc.Send(t.Context(), e.plain.ID, e.channel, "mine", "n-race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Seq != 4 {
+		t.Fatalf("seq %d, want 4 (after the other writer's 1, 2, 3)", m.Seq)
+	}
+	if h := e.history(t); len(h) != 4 || h[0].ID != m.ID {
+		t.Fatalf("history %+v", h)
+	}
+	// Past the attempts, the caller is told to retry, and nothing is stored.
+	racing.races = 100
+	if _, err := svc.Send(t.Context(), e.plain.ID, e.channel, "busy", ""); guildhall.KindOf(err) != guildhall.Unavailable {
+		t.Fatalf("send in a too busy channel: %v", err)
 	}
 }
