@@ -181,12 +181,8 @@ func (s *session) adopt(old *session, u member.User, lastSeq uint64) (int, bool)
 	s.subs, s.auto, s.visible, s.optOut = old.subs, old.auto, old.visible, old.optOut
 	s.replay = old.replay
 	old.subs, old.auto, old.visible, old.optOut, old.replay = nil, nil, nil, nil, replayBuf{}
-	for _, e := range entries { // not bounded by the queue: the buffer bounds it
-		s.backlog = append(s.backlog, outFrame{data: s.codec.frame(e.seq, *e.ev)})
-	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	for _, e := range entries { // not bounded by the queue: the replay buffer bounds it
+		s.replayLocked(outFrame{data: s.codec.frame(e.seq, *e.ev)})
 	}
 	old.movedTo = s
 	return len(entries), true

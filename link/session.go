@@ -57,7 +57,8 @@ type session struct {
 	movedTo   *session          // resumed on another connection: forward to it
 	expiry    *time.Timer       // ends a detached session
 	closeCode websocket.StatusCode
-	backlog   []outFrame          // a resume's replay: written before anything in out
+	backlog   []outFrame          // frames past the channel's capacity (and a resume's replay), newer than the channel's
+	replaying int                 // how many of backlog are replay, not counted against QueueLen
 	visible   map[uint64][]uint64 // server → its channels this session saw in READY
 	auto      map[uint64]uint64   // channel → server: followed because the server is small
 	optOut    map[uint64]bool     // channels the client unsubscribed from: not followed automatically
@@ -73,7 +74,7 @@ func newSession(n *Node, conn *websocket.Conn, c codec) *session {
 	conn.SetReadLimit(n.cfg.MaxFrame)
 	return &session{
 		n: n, conn: conn, codec: c, id: n.cfg.NodeID + "." + hex.EncodeToString(b),
-		out:       make(chan outFrame, n.cfg.QueueLen),
+		out:       make(chan outFrame, min(fastQueue, n.cfg.QueueLen)),
 		wake:      make(chan struct{}, 1),
 		subs:      make(map[uint64]uint64),
 		replay:    replayBuf{cap: n.cfg.ResumeBuffer},
@@ -129,18 +130,51 @@ func (s *session) closeLocked(code websocket.StatusCode, reason string) {
 	}()
 }
 
-// enqueue queues a frame; a full queue means the client is not reading
-// and is closed.
+// fastQueue is the capacity of a session's outbound channel. Frames past
+// it wait in the session's overflow slice, up to QueueLen in all, so an
+// idle session holds a small channel, not a QueueLen one.
+const fastQueue = 8
+
+// enqueueLocked queues a frame; a full queue means the client is not
+// reading and is closed. Frames in the channel are always older than those
+// in the overflow: while the overflow holds any, new frames go there too.
 func (s *session) enqueueLocked(f outFrame) {
 	if s.closed {
 		return
 	}
-	select {
-	case s.out <- f:
-	default:
+	if len(s.backlog) == 0 {
+		select {
+		case s.out <- f:
+			return
+		default:
+		}
+	}
+	if s.queuedLocked() >= s.n.cfg.QueueLen {
 		s.closeLocked(CloseSlowConsumer, "slow consumer: events were not read in time")
+		return
+	}
+	s.overflowLocked(f)
+}
+
+// replayLocked queues a resume's replay: past the queue bound (the replay
+// buffer bounds it), and not counted against it.
+func (s *session) replayLocked(f outFrame) {
+	s.replaying++
+	s.overflowLocked(f)
+}
+
+// overflowLocked appends to the overflow, past any bound (a resume's
+// replay is bounded by the replay buffer instead), and wakes the writer.
+func (s *session) overflowLocked(f outFrame) {
+	s.backlog = append(s.backlog, f)
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
+
+// queuedLocked is how many frames wait for the writer, replay left out.
+func (s *session) queuedLocked() int { return len(s.out) + len(s.backlog) - s.replaying }
 
 func (s *session) send(f *pb.Frame) {
 	data, err := s.codec.marshal(f)
@@ -173,7 +207,7 @@ func (s *session) dispatchAt(ev *encodedEvent, ch, v uint64) bool {
 		return false
 	}
 	live := !s.detached && !s.closed
-	if ev.droppable && (!live || len(s.out) >= cap(s.out)/2) {
+	if ev.droppable && (!live || s.queuedLocked() >= s.n.cfg.QueueLen/2) {
 		return true // behind already: a typing indicator is not worth a disconnect
 	}
 	// Numbered and kept for a resume even when the connection is going:
@@ -238,9 +272,9 @@ func (s *session) reconnect() {
 	data, _ := s.codec.marshal(&pb.Frame{Body: &pb.Frame_Reconnect{Reconnect: &pb.Reconnect{}}})
 	s.mu.Lock()
 	if !s.closed {
-		select {
-		case s.out <- outFrame{data: data, closeAfter: CloseServiceRestart, reason: "server restarting, reconnect"}:
-		default:
+		if s.queuedLocked() < s.n.cfg.QueueLen {
+			s.overflowLocked(outFrame{data: data, closeAfter: CloseServiceRestart, reason: "server restarting, reconnect"})
+		} else {
 			s.closeLocked(CloseServiceRestart, "server restarting, reconnect")
 		}
 	}
@@ -260,7 +294,13 @@ func (s *session) channels() []uint64 {
 func (s *session) writeLoop(ctx context.Context) error {
 	var pending []outFrame
 	for {
-		pending = s.takeBacklog(pending[:0])
+		pending = pending[:0]
+		select {
+		case f := <-s.out: // older than anything in the overflow
+			pending = append(pending, f)
+		default:
+			pending = s.takeBacklog(pending)
+		}
 		if len(pending) == 0 {
 			select {
 			case <-ctx.Done():
@@ -268,8 +308,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 			case <-s.wake:
 				continue
 			case f := <-s.out:
-				// A resume's replay queued meanwhile goes first: f came later.
-				pending = append(s.takeBacklog(pending), f)
+				pending = append(pending, f)
 			}
 		}
 		if s.batch.Load() {
@@ -281,11 +320,21 @@ func (s *session) writeLoop(ctx context.Context) error {
 	}
 }
 
+// takeBacklog appends the overflow to pending — only when the channel is
+// empty (checked under the lock pushers hold), since the channel's frames
+// are older.
 func (s *session) takeBacklog(pending []outFrame) []outFrame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.out) > 0 {
+		return pending
+	}
 	pending = append(pending, s.backlog...)
-	s.backlog = nil
+	clear(s.backlog)
+	s.backlog, s.replaying = s.backlog[:0], 0
+	if cap(s.backlog) > fastQueue*4 {
+		s.backlog = nil // a burst is over: give the memory back
+	}
 	return pending
 }
 
@@ -331,19 +380,24 @@ func (s *session) write(ctx context.Context, pending []outFrame) (done bool, err
 }
 
 // gather adds to pending the frames already queued, without waiting, up to
-// maxBatchBytes; a frame that closes the connection ends the batch.
+// maxBatchBytes, in order (channel first, then the overflow); a frame that
+// closes the connection ends the batch.
 func (s *session) gather(pending []outFrame) []outFrame {
-	size := len(pending[0].data)
-	for pending[len(pending)-1].closeAfter == 0 {
+	size := 0
+	for _, f := range pending {
+		size += len(f.data)
+	}
+	for pending[len(pending)-1].closeAfter == 0 && size < maxBatchBytes {
 		select {
 		case f := <-s.out:
 			pending = append(pending, f)
 			size += len(f.data)
-			if size >= maxBatchBytes {
-				return pending
-			}
+			continue
 		default:
-			return pending
+		}
+		n := len(pending)
+		if pending = s.takeBacklog(pending); len(pending) == n && len(s.out) == 0 {
+			return pending // nothing more queued
 		}
 	}
 	return pending
