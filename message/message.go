@@ -42,11 +42,16 @@ type Query struct {
 // Store keeps messages. Implementations make each method atomic.
 type Store interface {
 	// Insert stores m. It fails with Conflict if m.Seq is already used in
-	// the channel, and stores the nonce index (channel, author, nonce) when
+	// the channel, or if m.ID is not greater than the ID of the message
+	// with seq m.Seq-1 (IDs grow with seq, so history paged by ID and by
+	// seq agree), and stores the nonce index (channel, author, nonce) when
 	// m.Nonce is set.
 	Insert(ctx context.Context, m Message) error
 	// LastSeq is the highest seq stored in the channel, 0 if none.
 	LastSeq(ctx context.Context, channelID uint64) (uint64, error)
+	// Last is LastSeq with the ID of the message that took it (0 if none),
+	// even if that message was deleted since.
+	Last(ctx context.Context, channelID uint64) (seq, id uint64, err error)
 	// ByNonce finds the message an author sent with nonce in a channel; ok
 	// is false if there is none.
 	ByNonce(ctx context.Context, channelID, authorID uint64, nonce string) (m Message, ok bool, err error)

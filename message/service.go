@@ -121,19 +121,20 @@ func (s *Service) Send(ctx context.Context, actorID, channelID uint64, content, 
 const insertAttempts = 8
 
 func (s *Service) insert(ctx context.Context, serverID, actorID, channelID uint64, content, nonce string) (Message, bool, error) {
-	var err error
 	for range insertAttempts {
 		if nonce != "" {
 			if m, ok, err := s.store.ByNonce(ctx, channelID, actorID, nonce); err != nil || ok {
 				return m, false, err
 			}
 		}
-		var last uint64
-		if last, err = s.store.LastSeq(ctx, channelID); err != nil {
+		last, lastID, err := s.store.Last(ctx, channelID)
+		if err != nil {
 			return Message{}, false, err
 		}
+		// IDs grow with seq even across message-service processes whose
+		// clocks or node numbers would order them otherwise.
 		m := Message{
-			ID: s.ids.Next(), ChannelID: channelID, ServerID: serverID, AuthorID: actorID,
+			ID: max(s.ids.Next(), lastID+1), ChannelID: channelID, ServerID: serverID, AuthorID: actorID,
 			Content: content, Seq: last + 1, Nonce: nonce, CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 		}
 		err = s.store.Insert(ctx, m)

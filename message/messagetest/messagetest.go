@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) message.Store) {
 		{"InsertGet", testInsertGet},
 		{"SeqConflict", testSeqConflict},
 		{"LastSeq", testLastSeq},
+		{"IDsGrowWithSeq", testIDsGrowWithSeq},
 		{"ByNonce", testByNonce},
 		{"Update", testUpdate},
 		{"Delete", testDelete},
@@ -458,4 +459,29 @@ func wantEqual(tb testing.TB, what string, got, want message.Message) {
 func norm(m message.Message) message.Message {
 	m.CreatedAt, m.EditedAt = m.CreatedAt.UTC(), m.EditedAt.UTC()
 	return m
+}
+
+// testIDsGrowWithSeq: a message whose ID is not above the previous seq's
+// is refused, so paging by ID and by seq always agree; Last gives the ID
+// of the last seq, even once that message is deleted.
+func testIDsGrowWithSeq(t *testing.T, s message.Store) {
+	ctx := t.Context()
+	if seq, id, err := s.Last(ctx, chA); err != nil || seq != 0 || id != 0 {
+		t.Fatalf("Last of an empty channel = %d, %d, %v", seq, id, err)
+	}
+	MustInsert(t, s, Msg(chA, 100, 1))
+	if err := s.Insert(ctx, Msg(chA, 99, 2)); guildhall.KindOf(err) != guildhall.Conflict {
+		t.Fatalf("Insert with an ID below the previous seq's: %v, want Conflict", err)
+	}
+	if err := s.Insert(ctx, Msg(chA, 100+0, 2)); guildhall.KindOf(err) != guildhall.Conflict {
+		t.Fatalf("Insert with the previous seq's ID: %v, want Conflict", err)
+	}
+	MustInsert(t, s, Msg(chA, 101, 2))
+	if err := s.Delete(ctx, chA, 101); err != nil {
+		t.Fatal(err)
+	}
+	if seq, id, err := s.Last(ctx, chA); err != nil || seq != 2 || id != 101 {
+		t.Fatalf("Last = %d, %d, %v; want 2, 101", seq, id, err)
+	}
+	wantLastSeq(t, s, chA, 2)
 }

@@ -76,6 +76,15 @@ func (s *Store) Insert(_ context.Context, m message.Message) error {
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
+	if m.Seq > 1 {
+		prev, ok, err := pebblekv.Get(s.db, seqKey(m.ChannelID, m.Seq-1), pebblekv.DecodeUint64)
+		if err != nil {
+			return guildhall.Wrap(op, err)
+		}
+		if ok && m.ID <= prev {
+			return guildhall.E(op, guildhall.Conflict, "message ID %d is not above the ID of seq %d", m.ID, m.Seq-1)
+		}
+	}
 
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -96,6 +105,19 @@ func (s *Store) LastSeq(_ context.Context, channelID uint64) (uint64, error) {
 	const op = "message/pebble.LastSeq"
 	last, _, err := pebblekv.Get(s.db, lastKey(channelID), pebblekv.DecodeUint64)
 	return last, guildhall.Wrap(op, err)
+}
+
+// Last implements message.Store.
+func (s *Store) Last(_ context.Context, channelID uint64) (uint64, uint64, error) {
+	const op = "message/pebble.Last"
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	last, _, err := pebblekv.Get(snap, lastKey(channelID), pebblekv.DecodeUint64)
+	if err != nil || last == 0 {
+		return 0, 0, guildhall.Wrap(op, err)
+	}
+	id, _, err := pebblekv.Get(snap, seqKey(channelID, last), pebblekv.DecodeUint64)
+	return last, id, guildhall.Wrap(op, err)
 }
 
 // ByNonce implements message.Store.
