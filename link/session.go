@@ -553,9 +553,16 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 	s.mu.Lock()
 	s.visible = visible
 	s.mu.Unlock()
+	// Follow small servers before READY, and once the routes know: a
+	// message sent after READY must reach the session.
+	if flushed := s.n.followSmall(rctx, s, nil); flushed != nil {
+		select {
+		case <-flushed:
+		case <-rctx.Done():
+		}
+	}
 	s.send(&pb.Frame{Body: &pb.Frame_Ready{Ready: ready}})
 	s.batch.Store(id.Batch) // frames queued from now on may go out batched
-	s.n.followSmall(rctx, s, nil)
 	return nil
 }
 

@@ -9,9 +9,12 @@ import (
 // fewer than SmallServer members, and stop following, in servers that
 // grew past it, the channels it only followed for that reason. counts
 // caches member counts across sessions in one pass (nil: no cache).
-func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]int) {
+//
+// It returns a channel closed once the subscription service knows of the
+// new follows (nil if there were none).
+func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]int) <-chan struct{} {
 	if n.cfg.SmallServer < 0 {
-		return
+		return nil
 	}
 	s.mu.Lock()
 	servers := make(map[uint64][]uint64, len(s.visible))
@@ -36,7 +39,7 @@ func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]in
 		s.mu.Lock()
 		if s.movedTo != nil || s.closed {
 			s.mu.Unlock()
-			return
+			return nil
 		}
 		for _, ch := range chans {
 			_, followed := s.subs[ch]
@@ -57,12 +60,14 @@ func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]in
 		}
 		s.mu.Unlock()
 	}
+	var flushed <-chan struct{}
 	for _, ch := range add {
-		n.subscribe(s, ch)
+		flushed = n.subscribe(s, ch)
 	}
 	for _, ch := range drop {
 		n.unsubscribe1(s, ch)
 	}
+	return flushed
 }
 
 // smallServerLoop re-checks, every SnapshotEvery, which servers are small,
