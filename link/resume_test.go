@@ -169,6 +169,30 @@ func TestSlowConsumerResumes(t *testing.T) {
 		events[i] = messageEvent(70, uint64(i+1), "burst")
 	}
 	h.deliver(t, events...)
+	// Not reading while the burst arrives makes the queue overflow for
+	// sure: wait until the server closed the session and numbered it all.
+	checkFor(t, wait, time.Millisecond, func() error {
+		h.node.sessMu.Lock()
+		var found *session
+		for s := range h.node.sessions {
+			if s.id == ready.SessionId {
+				found = s
+			}
+		}
+		if found == nil {
+			found = h.node.detached[ready.SessionId]
+		}
+		h.node.sessMu.Unlock()
+		if found == nil {
+			return fmt.Errorf("session gone")
+		}
+		found.mu.Lock()
+		defer found.mu.Unlock()
+		if found.closeCode != CloseSlowConsumer || found.seq != n {
+			return fmt.Errorf("close code %d, seq %d", found.closeCode, found.seq)
+		}
+		return nil
+	})
 	// Read what arrived before the close, remembering the last seq.
 	var last uint64
 	for {
@@ -183,7 +207,7 @@ func TestSlowConsumerResumes(t *testing.T) {
 			last = f.Seq
 		}
 	}
-	h.waitDetachedSeq(t, ready.SessionId, n) // the whole burst is numbered
+	h.waitDetachedSeq(t, ready.SessionId, n) // the client's close reply lets the server detach it
 	again := h.dial(t, false)
 	replayed, end := again.resume(ready.SessionId, last)
 	if end.GetResumed() == nil {
