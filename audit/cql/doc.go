@@ -41,19 +41,31 @@
 //
 // Append is, in order:
 //
-//  1. INSERT ... IF NOT EXISTS of the entry, a lightweight transaction at
+//  1. one unlogged batch of the bucket and hour markers, idempotent, so
+//     that List and Prune will look where the entry goes;
+//  2. INSERT ... IF NOT EXISTS of the entry, a lightweight transaction at
 //     LOCAL_SERIAL, so that an ID taken by any process is a Conflict;
-//  2. one logged batch of the index row and the bucket and hour markers.
+//  3. the index row, only once the entry is in: written before, it could
+//     point Prune at the entry of another Append of the same ID, created
+//     at another time.
 //
-// The markers are written after the entry with the same TTL, so they
-// expire after it. If the batch fails the entry is deleted again (a
-// lightweight transaction too), as far as that succeeds, and Append
-// returns the error. An Append costs a Paxos round (four round trips to a
-// quorum) plus a logged batch: a few milliseconds, fine for administrative
-// actions, which are rare. audit_entries is only ever written through
-// lightweight transactions, by Append and by Prune, so that an ID pruned
-// and appended again is ordered by Paxos, not by the clocks of the
-// processes.
+// The index row is written after the entry with the same TTL, so it
+// expires after it; the markers are written just before, and may expire
+// a few milliseconds before the entry, which then stops being listed a
+// little before it expires. A failure at step 1 stores nothing. At step 2
+// the outcome of a timeout is unknown: the entry may be stored, listed,
+// and without an index row, so only its TTL removes it. At step 3 the
+// entry is stored and listed, but Prune will not find it; Append returns
+// the error all the same, and audit.Log logs the entry as lost although a
+// List shows it.
+//
+// An Append costs a Paxos round (four round trips to a quorum) plus two
+// plain writes: a few milliseconds, fine for administrative actions, which
+// are rare. Paxos runs per partition, so concurrent Appends to one server
+// and bucket contend: a burst of dozens at once makes some time out
+// (Unavailable). audit_entries is only ever written through lightweight
+// transactions, by Append and by Prune, so that an ID pruned and appended
+// again is ordered by Paxos, not by the clocks of the processes.
 //
 // # List
 //

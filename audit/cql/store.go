@@ -84,7 +84,15 @@ func (s *Store) Append(ctx context.Context, e audit.Entry) error {
 		return wrap(op, err)
 	}
 	created := e.CreatedAt.UnixMilli()
-	bucket := bucketOf(e.ID)
+	bucket, hour := bucketOf(e.ID), floorDiv(created, hourMS)
+	// The markers go first, so that the entry is listed as soon as it is
+	// stored; they are idempotent, and harmless if the entry is not.
+	b := s.session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+	b.Query(stmtBucketMark, e.ServerID, bucket)
+	b.Query(stmtHourMark, hour)
+	if err := s.session.ExecuteBatch(b); err != nil {
+		return wrap(op, err)
+	}
 	q := s.session.ContextQuery(ctx, stmtInsert, nil).
 		Bind(e.ServerID, bucket, e.ID, e.ActorID, string(e.Action), e.TargetID, changes(e.Changes), e.Reason, created)
 	q.SerialConsistency(gocql.LocalSerial)
@@ -95,21 +103,12 @@ func (s *Store) Append(ctx context.Context, e audit.Entry) error {
 	if !applied {
 		return guildhall.E(op, guildhall.Conflict, "entry ID taken")
 	}
-	// The index row and the markers go after the entry, so that they
-	// expire after it (same TTL, later write), in one logged batch: all of
-	// them or none. If they fail, the entry goes too, as far as it can.
-	hour := floorDiv(created, hourMS)
-	b := s.session.NewBatch(gocql.LoggedBatch).WithContext(ctx)
-	b.Query(stmtIndex, hour, shardOf(e.ServerID, e.ID), created, e.ServerID, e.ID)
-	b.Query(stmtBucketMark, e.ServerID, bucket)
-	b.Query(stmtHourMark, hour)
-	if err := s.session.ExecuteBatch(b); err != nil {
-		undo := s.session.ContextQuery(context.WithoutCancel(ctx), stmtDelete, nil).Bind(e.ServerID, bucket, e.ID, created)
-		undo.SerialConsistency(gocql.LocalSerial)
-		_, uerr := undo.ExecCASRelease()
-		return wrap(op, errors.Join(err, uerr))
-	}
-	return nil
+	// The index row goes after the entry: written first, it could point
+	// Prune at the entry of another Append with the same ID.
+	ix := s.session.ContextQuery(context.WithoutCancel(ctx), stmtIndex, nil).
+		Bind(hour, shardOf(e.ServerID, e.ID), created, e.ServerID, e.ID)
+	ix.Idempotent(true)
+	return wrap(op, ix.ExecRelease())
 }
 
 // List implements audit.Store. It looks at no more than MaxScan entries;

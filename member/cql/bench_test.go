@@ -78,10 +78,10 @@ func mustLoadMembers(tb testing.TB, sess gocqlx.Session, server int64, n int) {
 	if err := g.Wait(); err != nil {
 		tb.Fatalf("load members: %v", err)
 	}
-	err := sess.ContextQuery(ctx, `UPDATE members SET member_count = ? WHERE server_id = ? IF member_count = 1`, nil).
-		Bind(int64(n+1), server).ExecCASRelease
-	if _, err := err(); err != nil {
-		tb.Fatalf("set count: %v", err)
+	applied, err := sess.ContextQuery(ctx, `UPDATE members SET member_count = ? WHERE server_id = ? IF member_count = 1`, nil).
+		Bind(int64(n+1), server).ExecCASRelease()
+	if err != nil || !applied {
+		tb.Fatalf("set count: applied %v, %v", applied, err)
 	}
 }
 

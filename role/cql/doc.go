@@ -59,7 +59,10 @@
 //   - a data statement that fails may still have been applied (a
 //     timeout), so the bump is sent whatever the data statement returned;
 //     the write still returns the error. A write whose context is done
-//     before it starts sends nothing;
+//     before it starts sends nothing. A failed data statement that reached
+//     fewer replicas than a quorum can still spread later (hints, repair)
+//     with no bump after it: caches see it at the server's next write, and
+//     a caller that retries the failed write gets a bump of its own;
 //   - the bump goes on when the write's context is cancelled after the
 //     data statement, and is tried up to bumpAttempts times: a counter
 //     update that timed out may have counted, so a retry can bump twice,
