@@ -198,7 +198,7 @@ func printComparison(w io.Writer, a, b PassResult) {
 	fmt.Fprintf(w, "%-22s %s → %s (%s)\n", "deliveries/s", commas(int(a.DeliveriesPerSec)), commas(int(b.DeliveriesPerSec)), ratio(a.DeliveriesPerSec, b.DeliveriesPerSec))
 	cpuA, cpuB := perDelivery(a), perDelivery(b)
 	if cpuA > 0 && cpuB > 0 {
-		fmt.Fprintf(w, "%-22s %s → %s (%s less)\n", "server CPU/delivery", us(cpuA), us(cpuB), ratio(cpuB, cpuA))
+		fmt.Fprintf(w, "%-22s %s → %s (%s)\n", "server CPU/delivery", us(cpuA), us(cpuB), ratio(cpuA, cpuB))
 	}
 	for _, q := range []float64{0.5, 0.99, 0.999} {
 		x, y := a.Stats.Latency.Quantile(q), b.Stats.Latency.Quantile(q)
