@@ -81,10 +81,6 @@ func NewService(store Store, roles Roles, ids IDs, now func() time.Time, cfg Con
 	return &Service{store: store, roles: roles, ids: ids, now: now, cfg: cfg}
 }
 
-// Store returns the store the service works on, for read paths that need
-// nothing but it.
-func (s *Service) Store() Store { return s.store }
-
 // Register creates an account and logs it in.
 func (s *Service) Register(ctx context.Context, username, password string) (User, string, error) {
 	const op = "member.Register"
