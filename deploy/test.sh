@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Guildhall's whole test suite on a fresh machine: installs what the
 # tests need (protoc for the generated-code check, protoc-gen-go), starts
-# the real CQL server the CQL stores are tested against
+# real Redis and CQL servers the stores are tested against
+# (deploy/testdeps/redis.sh: Debian's redis-server;
 # (deploy/testdeps/cql.sh: Apache Cassandra 5.0 from Maven Central, else
 # 2.1), then checks formatting, vets and runs every test with the race
 # detector. NATS is embedded in the tests themselves. With CI=true a
@@ -34,12 +35,17 @@ if [ "$(protoc-gen-go --version 2>/dev/null)" != "protoc-gen-go $PROTOC_GEN_GO_V
 fi
 
 if [ "${GUILDHALL_TEST_NO_SERVERS:-}" != 1 ]; then
+	echo "== starting Redis"
+	set -a
+	eval "$(deploy/testdeps/redis.sh start)"
+	set +a
+	echo "Redis at $REDIS_ADDR"
 	echo "== starting the CQL server"
 	set -a
 	eval "$(deploy/testdeps/cql.sh start)"
 	set +a
 	echo "CQL server: $CQL_SERVER $CQL_RELEASE at $CQL_HOSTS"
-	trap 'deploy/testdeps/cql.sh stop >/dev/null 2>&1 || true' EXIT
+	trap 'deploy/testdeps/cql.sh stop >/dev/null 2>&1 || true; deploy/testdeps/redis.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
 echo "== gofmt"

@@ -25,6 +25,7 @@ type Message struct {
 	Nonce     string
 	CreatedAt time.Time
 	EditedAt  time.Time // zero if never edited
+	Mentions  Mentions
 }
 
 // Query selects a page of history. At most one of Before, After and Around
@@ -63,4 +64,13 @@ type Store interface {
 	Delete(ctx context.Context, channelID, id uint64) error
 	// List returns a page of history, newest first. q is already validated.
 	List(ctx context.Context, channelID uint64, q Query) ([]Message, error)
+}
+
+// Mentions is who a message mentions, parsed from its content when it is
+// sent: <@user_id>, <@&role_id> and @everyone. Everyone is set only when
+// the author may mention everyone in the channel.
+type Mentions struct {
+	Users    []uint64
+	Roles    []uint64
+	Everyone bool
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -210,15 +211,15 @@ func TestSend(t *testing.T) {
 		ID: m.ID, ChannelID: e.channel, ServerID: e.srv.ID, AuthorID: e.plain.ID, Content: "hello, world",
 		Seq: 1, Nonce: "n1", CreatedAt: e.clock.Now().Truncate(time.Millisecond),
 	}
-	if m.ID == 0 || m != want {
+	if m.ID == 0 || !reflect.DeepEqual(m, want) {
 		t.Errorf("Send = %+v, want %+v", m, want)
 	}
 	got := e.history(t)
-	if len(got) != 1 || got[0] != m {
+	if len(got) != 1 || !reflect.DeepEqual(got[0], m) {
 		t.Errorf("History = %+v, want [%+v]", got, m)
 	}
 	events := e.pub.Events()
-	if len(events) != 1 || events[0].Kind != message.Created || events[0].Message != m {
+	if len(events) != 1 || events[0].Kind != message.Created || !reflect.DeepEqual(events[0].Message, m) {
 		t.Errorf("events = %+v, want one Created of the message", events)
 	}
 }
@@ -310,7 +311,7 @@ func TestSendNonceRetry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if retry != first {
+	if !reflect.DeepEqual(retry, first) {
 		t.Errorf("retry = %+v, want the first message %+v", retry, first)
 	}
 	if got := e.history(t); len(got) != 1 {
@@ -422,7 +423,7 @@ func TestConcurrentNonceRetries(t *testing.T) {
 	}
 	wg.Wait()
 	for _, m := range got[1:] {
-		if m != got[0] {
+		if !reflect.DeepEqual(m, got[0]) {
 			t.Fatalf("retries returned different messages: %+v and %+v", got[0], m)
 		}
 	}
@@ -446,14 +447,14 @@ func TestEdit(t *testing.T) {
 	want := m
 	want.Content = "final"
 	want.EditedAt = e.clock.Now().Truncate(time.Millisecond)
-	if edited != want {
+	if !reflect.DeepEqual(edited, want) {
 		t.Errorf("Edit = %+v, want %+v", edited, want)
 	}
-	if h := e.history(t); len(h) != 1 || h[0] != want {
+	if h := e.history(t); len(h) != 1 || !reflect.DeepEqual(h[0], want) {
 		t.Errorf("History after edit = %+v, want [%+v]", h, want)
 	}
 	events := e.pub.Events()
-	if len(events) != 2 || events[1].Kind != message.Updated || events[1].Message != want {
+	if len(events) != 2 || events[1].Kind != message.Updated || !reflect.DeepEqual(events[1].Message, want) {
 		t.Errorf("events = %+v, want Created then Updated with the new content", events)
 	}
 
@@ -476,7 +477,7 @@ func TestEdit(t *testing.T) {
 	_, err = e.svc.Edit(t.Context(), e.plain.ID, other.ID, m.ID, "wrong channel")
 	wantKind(t, "Edit(message of another channel)", err, guildhall.NotFound)
 
-	if h := e.history(t); len(h) != 1 || h[0] != want {
+	if h := e.history(t); len(h) != 1 || !reflect.DeepEqual(h[0], want) {
 		t.Errorf("failed edits changed the message: %+v", h)
 	}
 	if n := len(e.pub.Events()); n != 2 {
@@ -507,7 +508,7 @@ func TestDelete(t *testing.T) {
 	}
 	events := e.pub.Events()
 	wantEv := message.Event{Kind: message.Deleted, Message: message.Message{ID: m.ID, ChannelID: e.channel, ServerID: e.srv.ID, Seq: m.Seq}}
-	if len(events) != 3 || events[2] != wantEv {
+	if len(events) != 3 || !reflect.DeepEqual(events[2], wantEv) {
 		t.Errorf("last event = %+v, want %+v", events[len(events)-1], wantEv)
 	}
 	wantKind(t, "Delete(again)", e.svc.Delete(t.Context(), e.plain.ID, e.channel, m.ID), guildhall.NotFound)

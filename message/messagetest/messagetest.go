@@ -20,6 +20,7 @@ package messagetest
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -449,7 +450,7 @@ func wantKind(tb testing.TB, what string, err error, kind guildhall.Kind) {
 
 func wantEqual(tb testing.TB, what string, got, want message.Message) {
 	tb.Helper()
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		tb.Errorf("%s = %+v\nwant %+v", what, got, want)
 	}
 }

@@ -282,9 +282,15 @@ type Message struct {
 	// edited_at is unset for a message that was never edited.
 	EditedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=edited_at,json=editedAt,proto3" json:"edited_at,omitempty"`
 	// nonce is the sender's idempotency key, echoed back; empty if none was given.
-	Nonce         string `protobuf:"bytes,9,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Nonce string `protobuf:"bytes,9,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// Who the message mentions, parsed from content when it was sent:
+	// <@user_id>, <@&role_id>, and @everyone (only counted when the author
+	// holds MENTION_EVERYONE in the channel).
+	MentionUserIds  []uint64 `protobuf:"varint,10,rep,packed,name=mention_user_ids,json=mentionUserIds,proto3" json:"mention_user_ids,omitempty"`
+	MentionRoleIds  []uint64 `protobuf:"varint,11,rep,packed,name=mention_role_ids,json=mentionRoleIds,proto3" json:"mention_role_ids,omitempty"`
+	MentionEveryone bool     `protobuf:"varint,12,opt,name=mention_everyone,json=mentionEveryone,proto3" json:"mention_everyone,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -380,6 +386,125 @@ func (x *Message) GetNonce() string {
 	return ""
 }
 
+func (x *Message) GetMentionUserIds() []uint64 {
+	if x != nil {
+		return x.MentionUserIds
+	}
+	return nil
+}
+
+func (x *Message) GetMentionRoleIds() []uint64 {
+	if x != nil {
+		return x.MentionRoleIds
+	}
+	return nil
+}
+
+func (x *Message) GetMentionEveryone() bool {
+	if x != nil {
+		return x.MentionEveryone
+	}
+	return false
+}
+
+// ReadState is one user's position in one channel: the last message they
+// read, and what is unread after it.
+type ReadState struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	ServerId  uint64                 `protobuf:"varint,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// last_read_id / last_read_seq: the newest message the user acked (0: none).
+	LastReadId  uint64 `protobuf:"varint,3,opt,name=last_read_id,json=lastReadId,proto3" json:"last_read_id,omitempty"`
+	LastReadSeq uint64 `protobuf:"varint,4,opt,name=last_read_seq,json=lastReadSeq,proto3" json:"last_read_seq,omitempty"`
+	// last_seq is the channel's newest seq; unread = last_seq - last_read_seq.
+	LastSeq     uint64 `protobuf:"varint,5,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	UnreadCount uint64 `protobuf:"varint,6,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	// mention_count: messages after last_read_seq that mention the user
+	// (directly, through a role they hold, or @everyone).
+	MentionCount  uint64 `protobuf:"varint,7,opt,name=mention_count,json=mentionCount,proto3" json:"mention_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadState) Reset() {
+	*x = ReadState{}
+	mi := &file_types_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadState) ProtoMessage() {}
+
+func (x *ReadState) ProtoReflect() protoreflect.Message {
+	mi := &file_types_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadState.ProtoReflect.Descriptor instead.
+func (*ReadState) Descriptor() ([]byte, []int) {
+	return file_types_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReadState) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *ReadState) GetServerId() uint64 {
+	if x != nil {
+		return x.ServerId
+	}
+	return 0
+}
+
+func (x *ReadState) GetLastReadId() uint64 {
+	if x != nil {
+		return x.LastReadId
+	}
+	return 0
+}
+
+func (x *ReadState) GetLastReadSeq() uint64 {
+	if x != nil {
+		return x.LastReadSeq
+	}
+	return 0
+}
+
+func (x *ReadState) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *ReadState) GetUnreadCount() uint64 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+func (x *ReadState) GetMentionCount() uint64 {
+	if x != nil {
+		return x.MentionCount
+	}
+	return 0
+}
+
 type MessageDelete struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -392,7 +517,7 @@ type MessageDelete struct {
 
 func (x *MessageDelete) Reset() {
 	*x = MessageDelete{}
-	mi := &file_types_proto_msgTypes[4]
+	mi := &file_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +529,7 @@ func (x *MessageDelete) String() string {
 func (*MessageDelete) ProtoMessage() {}
 
 func (x *MessageDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[4]
+	mi := &file_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +542,7 @@ func (x *MessageDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageDelete.ProtoReflect.Descriptor instead.
 func (*MessageDelete) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{4}
+	return file_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MessageDelete) GetId() uint64 {
@@ -460,7 +585,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_types_proto_msgTypes[5]
+	mi := &file_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +597,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_types_proto_msgTypes[5]
+	mi := &file_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +610,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_types_proto_rawDescGZIP(), []int{5}
+	return file_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Error) GetCode() string {
@@ -520,7 +645,7 @@ const file_types_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12-\n" +
 	"\x04type\x18\x04 \x01(\x0e2\x19.guildhall.v1.ChannelTypeR\x04type\x12\x1a\n" +
 	"\bposition\x18\x05 \x01(\x05R\bposition\x12\x1b\n" +
-	"\tparent_id\x18\x06 \x01(\x04R\bparentId\"\xa8\x02\n" +
+	"\tparent_id\x18\x06 \x01(\x04R\bparentId\"\xa7\x03\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -532,7 +657,21 @@ const file_types_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n" +
 	"\tedited_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\beditedAt\x12\x14\n" +
-	"\x05nonce\x18\t \x01(\tR\x05nonce\"m\n" +
+	"\x05nonce\x18\t \x01(\tR\x05nonce\x12(\n" +
+	"\x10mention_user_ids\x18\n" +
+	" \x03(\x04R\x0ementionUserIds\x12(\n" +
+	"\x10mention_role_ids\x18\v \x03(\x04R\x0ementionRoleIds\x12)\n" +
+	"\x10mention_everyone\x18\f \x01(\bR\x0fmentionEveryone\"\xf0\x01\n" +
+	"\tReadState\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\x04R\bserverId\x12 \n" +
+	"\flast_read_id\x18\x03 \x01(\x04R\n" +
+	"lastReadId\x12\"\n" +
+	"\rlast_read_seq\x18\x04 \x01(\x04R\vlastReadSeq\x12\x19\n" +
+	"\blast_seq\x18\x05 \x01(\x04R\alastSeq\x12!\n" +
+	"\funread_count\x18\x06 \x01(\x04R\vunreadCount\x12#\n" +
+	"\rmention_count\x18\a \x01(\x04R\fmentionCount\"m\n" +
 	"\rMessageDelete\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -559,21 +698,22 @@ func file_types_proto_rawDescGZIP() []byte {
 }
 
 var file_types_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_types_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_types_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_types_proto_goTypes = []any{
 	(ChannelType)(0),              // 0: guildhall.v1.ChannelType
 	(*User)(nil),                  // 1: guildhall.v1.User
 	(*Server)(nil),                // 2: guildhall.v1.Server
 	(*Channel)(nil),               // 3: guildhall.v1.Channel
 	(*Message)(nil),               // 4: guildhall.v1.Message
-	(*MessageDelete)(nil),         // 5: guildhall.v1.MessageDelete
-	(*Error)(nil),                 // 6: guildhall.v1.Error
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*ReadState)(nil),             // 5: guildhall.v1.ReadState
+	(*MessageDelete)(nil),         // 6: guildhall.v1.MessageDelete
+	(*Error)(nil),                 // 7: guildhall.v1.Error
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_types_proto_depIdxs = []int32{
 	0, // 0: guildhall.v1.Channel.type:type_name -> guildhall.v1.ChannelType
-	7, // 1: guildhall.v1.Message.created_at:type_name -> google.protobuf.Timestamp
-	7, // 2: guildhall.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	8, // 1: guildhall.v1.Message.created_at:type_name -> google.protobuf.Timestamp
+	8, // 2: guildhall.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
 	3, // [3:3] is the sub-list for method output_type
 	3, // [3:3] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
@@ -592,7 +732,7 @@ func file_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_types_proto_rawDesc), len(file_types_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
