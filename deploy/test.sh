@@ -3,7 +3,7 @@
 # tests need (protoc for the generated-code check, protoc-gen-go), starts
 # real Redis and CQL servers the stores are tested against
 # (deploy/testdeps/redis.sh: Debian's redis-server;
-# (deploy/testdeps/cql.sh: Apache Cassandra 5.0 from Maven Central, else
+# deploy/testdeps/cql.sh: Apache Cassandra 5.0 from Maven Central, else
 # 2.1), then checks formatting, vets and runs every test with the race
 # detector. NATS is embedded in the tests themselves. With CI=true a
 # missing dependency fails the run instead of skipping tests.
