@@ -845,7 +845,9 @@ type SessionChannel struct {
 	// Followed implicitly (small server) or through a server subscription.
 	Implicit bool `protobuf:"varint,5,opt,name=implicit,proto3" json:"implicit,omitempty"`
 	// Last read message seq (for the unread types).
-	ReadSeq       uint64 `protobuf:"varint,6,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	ReadSeq uint64 `protobuf:"varint,6,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	// The ID of the message at position.
+	PositionId    uint64 `protobuf:"varint,7,opt,name=position_id,json=positionId,proto3" json:"position_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -918,6 +920,13 @@ func (x *SessionChannel) GetImplicit() bool {
 func (x *SessionChannel) GetReadSeq() uint64 {
 	if x != nil {
 		return x.ReadSeq
+	}
+	return 0
+}
+
+func (x *SessionChannel) GetPositionId() uint64 {
+	if x != nil {
+		return x.PositionId
 	}
 	return 0
 }
@@ -1228,7 +1237,7 @@ const file_bus_proto_rawDesc = "" +
 	"\bchannels\x18\x04 \x03(\v2\x1c.guildhall.v1.SessionChannelR\bchannels\x125\n" +
 	"\aservers\x18\x05 \x03(\v2\x1b.guildhall.v1.SessionServerR\aservers\x12\x1d\n" +
 	"\n" +
-	"updated_ms\x18\x06 \x01(\x03R\tupdatedMs\"\xd3\x01\n" +
+	"updated_ms\x18\x06 \x01(\x03R\tupdatedMs\"\xf4\x01\n" +
 	"\x0eSessionChannel\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1b\n" +
@@ -1236,7 +1245,9 @@ const file_bus_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\x0e2\x1e.guildhall.v1.SubscriptionTypeR\x04type\x12\x1a\n" +
 	"\bposition\x18\x04 \x01(\x04R\bposition\x12\x1a\n" +
 	"\bimplicit\x18\x05 \x01(\bR\bimplicit\x12\x19\n" +
-	"\bread_seq\x18\x06 \x01(\x04R\areadSeq\"`\n" +
+	"\bread_seq\x18\x06 \x01(\x04R\areadSeq\x12\x1f\n" +
+	"\vposition_id\x18\a \x01(\x04R\n" +
+	"positionId\"`\n" +
 	"\rSessionServer\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x122\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1e.guildhall.v1.SubscriptionTypeR\x04type\"d\n" +

@@ -616,11 +616,17 @@ func (x *Identify) GetBatch() bool {
 // Resumed. If the session cannot be resumed it sends InvalidSession and the
 // client identifies again (and catches up through the history API).
 type Resume struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	LastSeq       uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	Batch         bool                   `protobuf:"varint,4,opt,name=batch,proto3" json:"batch,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Token     string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	SessionId string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	LastSeq   uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Batch     bool                   `protobuf:"varint,4,opt,name=batch,proto3" json:"batch,omitempty"`
+	// Optional, for an exact resume after the node holding the session died:
+	// per channel followed as MESSAGES, the newest message the client has
+	// (by ID). Without them a session rebuilt from its last checkpoint may
+	// repeat messages the client already has (never skip any): dedupe by
+	// (channel_id, seq). See docs/gateway.md "Resuming on another node".
+	Positions     []*ChannelPosition `protobuf:"bytes,5,rep,name=positions,proto3" json:"positions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -683,6 +689,65 @@ func (x *Resume) GetBatch() bool {
 	return false
 }
 
+func (x *Resume) GetPositions() []*ChannelPosition {
+	if x != nil {
+		return x.Positions
+	}
+	return nil
+}
+
+type ChannelPosition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	MessageId     uint64                 `protobuf:"varint,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelPosition) Reset() {
+	*x = ChannelPosition{}
+	mi := &file_gateway_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelPosition) ProtoMessage() {}
+
+func (x *ChannelPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelPosition.ProtoReflect.Descriptor instead.
+func (*ChannelPosition) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ChannelPosition) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *ChannelPosition) GetMessageId() uint64 {
+	if x != nil {
+		return x.MessageId
+	}
+	return 0
+}
+
 // Resumed ends the replay of a resume; live dispatches follow.
 type Resumed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -694,7 +759,7 @@ type Resumed struct {
 
 func (x *Resumed) Reset() {
 	*x = Resumed{}
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +771,7 @@ func (x *Resumed) String() string {
 func (*Resumed) ProtoMessage() {}
 
 func (x *Resumed) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +784,7 @@ func (x *Resumed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resumed.ProtoReflect.Descriptor instead.
 func (*Resumed) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{4}
+	return file_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Resumed) GetSessionId() string {
@@ -746,7 +811,7 @@ type InvalidSession struct {
 
 func (x *InvalidSession) Reset() {
 	*x = InvalidSession{}
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +823,7 @@ func (x *InvalidSession) String() string {
 func (*InvalidSession) ProtoMessage() {}
 
 func (x *InvalidSession) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +836,7 @@ func (x *InvalidSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidSession.ProtoReflect.Descriptor instead.
 func (*InvalidSession) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{5}
+	return file_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 // Batch carries several frames, in order, in one WebSocket message. Sent
@@ -785,7 +850,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +862,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +875,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{6}
+	return file_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Batch) GetFrames() []*Frame {
@@ -836,7 +901,7 @@ type Ready struct {
 
 func (x *Ready) Reset() {
 	*x = Ready{}
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +913,7 @@ func (x *Ready) String() string {
 func (*Ready) ProtoMessage() {}
 
 func (x *Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +926,7 @@ func (x *Ready) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ready.ProtoReflect.Descriptor instead.
 func (*Ready) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{7}
+	return file_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Ready) GetSessionId() string {
@@ -909,7 +974,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +986,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +999,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{8}
+	return file_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Heartbeat) GetLastSeq() uint64 {
@@ -952,7 +1017,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1029,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1042,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{9}
+	return file_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 // Subscribe follows channels: the listed ones, and every channel visible
@@ -995,7 +1060,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1072,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1085,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{10}
+	return file_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Subscribe) GetChannelIds() []uint64 {
@@ -1057,7 +1122,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1134,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1147,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{11}
+	return file_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Unsubscribe) GetChannelIds() []uint64 {
@@ -1112,7 +1177,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1189,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1202,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{12}
+	return file_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Ack) GetChannelId() uint64 {
@@ -1164,7 +1229,7 @@ type Acked struct {
 
 func (x *Acked) Reset() {
 	*x = Acked{}
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1241,7 @@ func (x *Acked) String() string {
 func (*Acked) ProtoMessage() {}
 
 func (x *Acked) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1254,7 @@ func (x *Acked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acked.ProtoReflect.Descriptor instead.
 func (*Acked) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{13}
+	return file_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Acked) GetReadState() *ReadState {
@@ -1220,7 +1285,7 @@ type UnreadUpdate struct {
 
 func (x *UnreadUpdate) Reset() {
 	*x = UnreadUpdate{}
-	mi := &file_gateway_proto_msgTypes[14]
+	mi := &file_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1297,7 @@ func (x *UnreadUpdate) String() string {
 func (*UnreadUpdate) ProtoMessage() {}
 
 func (x *UnreadUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[14]
+	mi := &file_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1310,7 @@ func (x *UnreadUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnreadUpdate.ProtoReflect.Descriptor instead.
 func (*UnreadUpdate) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{14}
+	return file_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnreadUpdate) GetChannelId() uint64 {
@@ -1308,7 +1373,7 @@ type ReadStateUpdate struct {
 
 func (x *ReadStateUpdate) Reset() {
 	*x = ReadStateUpdate{}
-	mi := &file_gateway_proto_msgTypes[15]
+	mi := &file_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1385,7 @@ func (x *ReadStateUpdate) String() string {
 func (*ReadStateUpdate) ProtoMessage() {}
 
 func (x *ReadStateUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[15]
+	mi := &file_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1398,7 @@ func (x *ReadStateUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadStateUpdate.ProtoReflect.Descriptor instead.
 func (*ReadStateUpdate) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{15}
+	return file_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadStateUpdate) GetReadState() *ReadState {
@@ -1355,7 +1420,7 @@ type SendMessage struct {
 
 func (x *SendMessage) Reset() {
 	*x = SendMessage{}
-	mi := &file_gateway_proto_msgTypes[16]
+	mi := &file_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1432,7 @@ func (x *SendMessage) String() string {
 func (*SendMessage) ProtoMessage() {}
 
 func (x *SendMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[16]
+	mi := &file_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1445,7 @@ func (x *SendMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessage.ProtoReflect.Descriptor instead.
 func (*SendMessage) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{16}
+	return file_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SendMessage) GetChannelId() uint64 {
@@ -1415,7 +1480,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_gateway_proto_msgTypes[17]
+	mi := &file_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1492,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[17]
+	mi := &file_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1505,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{17}
+	return file_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Typing) GetChannelId() uint64 {
@@ -1459,7 +1524,7 @@ type Sent struct {
 
 func (x *Sent) Reset() {
 	*x = Sent{}
-	mi := &file_gateway_proto_msgTypes[18]
+	mi := &file_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1536,7 @@ func (x *Sent) String() string {
 func (*Sent) ProtoMessage() {}
 
 func (x *Sent) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[18]
+	mi := &file_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1549,7 @@ func (x *Sent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sent.ProtoReflect.Descriptor instead.
 func (*Sent) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{18}
+	return file_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Sent) GetMessage() *Message {
@@ -1502,7 +1567,7 @@ type Ok struct {
 
 func (x *Ok) Reset() {
 	*x = Ok{}
-	mi := &file_gateway_proto_msgTypes[19]
+	mi := &file_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1579,7 @@ func (x *Ok) String() string {
 func (*Ok) ProtoMessage() {}
 
 func (x *Ok) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[19]
+	mi := &file_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1592,7 @@ func (x *Ok) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ok.ProtoReflect.Descriptor instead.
 func (*Ok) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{19}
+	return file_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 // Reconnect tells the client the server is going away and it should connect
@@ -1540,7 +1605,7 @@ type Reconnect struct {
 
 func (x *Reconnect) Reset() {
 	*x = Reconnect{}
-	mi := &file_gateway_proto_msgTypes[20]
+	mi := &file_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1617,7 @@ func (x *Reconnect) String() string {
 func (*Reconnect) ProtoMessage() {}
 
 func (x *Reconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[20]
+	mi := &file_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1630,7 @@ func (x *Reconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reconnect.ProtoReflect.Descriptor instead.
 func (*Reconnect) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{20}
+	return file_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 // Event is a dispatch: something happened in a channel the session follows.
@@ -1586,7 +1651,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_gateway_proto_msgTypes[21]
+	mi := &file_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1663,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[21]
+	mi := &file_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1676,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{21}
+	return file_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetServerId() uint64 {
@@ -1711,7 +1776,7 @@ type TypingStart struct {
 
 func (x *TypingStart) Reset() {
 	*x = TypingStart{}
-	mi := &file_gateway_proto_msgTypes[22]
+	mi := &file_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1788,7 @@ func (x *TypingStart) String() string {
 func (*TypingStart) ProtoMessage() {}
 
 func (x *TypingStart) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[22]
+	mi := &file_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1801,7 @@ func (x *TypingStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingStart.ProtoReflect.Descriptor instead.
 func (*TypingStart) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{22}
+	return file_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TypingStart) GetUserId() uint64 {
@@ -1789,13 +1854,19 @@ const file_gateway_proto_rawDesc = "" +
 	"\x15heartbeat_interval_ms\x18\x01 \x01(\rR\x13heartbeatIntervalMs\"6\n" +
 	"\bIdentify\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\bR\x05batch\"n\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\"\xab\x01\n" +
 	"\x06Resume\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x14\n" +
-	"\x05batch\x18\x04 \x01(\bR\x05batch\"D\n" +
+	"\x05batch\x18\x04 \x01(\bR\x05batch\x12;\n" +
+	"\tpositions\x18\x05 \x03(\v2\x1d.guildhall.v1.ChannelPositionR\tpositions\"O\n" +
+	"\x0fChannelPosition\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\x04R\tmessageId\"D\n" +
 	"\aResumed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n" +
@@ -1888,83 +1959,85 @@ func file_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_gateway_proto_goTypes = []any{
 	(SubscriptionType)(0),         // 0: guildhall.v1.SubscriptionType
 	(*Frame)(nil),                 // 1: guildhall.v1.Frame
 	(*Hello)(nil),                 // 2: guildhall.v1.Hello
 	(*Identify)(nil),              // 3: guildhall.v1.Identify
 	(*Resume)(nil),                // 4: guildhall.v1.Resume
-	(*Resumed)(nil),               // 5: guildhall.v1.Resumed
-	(*InvalidSession)(nil),        // 6: guildhall.v1.InvalidSession
-	(*Batch)(nil),                 // 7: guildhall.v1.Batch
-	(*Ready)(nil),                 // 8: guildhall.v1.Ready
-	(*Heartbeat)(nil),             // 9: guildhall.v1.Heartbeat
-	(*HeartbeatAck)(nil),          // 10: guildhall.v1.HeartbeatAck
-	(*Subscribe)(nil),             // 11: guildhall.v1.Subscribe
-	(*Unsubscribe)(nil),           // 12: guildhall.v1.Unsubscribe
-	(*Ack)(nil),                   // 13: guildhall.v1.Ack
-	(*Acked)(nil),                 // 14: guildhall.v1.Acked
-	(*UnreadUpdate)(nil),          // 15: guildhall.v1.UnreadUpdate
-	(*ReadStateUpdate)(nil),       // 16: guildhall.v1.ReadStateUpdate
-	(*SendMessage)(nil),           // 17: guildhall.v1.SendMessage
-	(*Typing)(nil),                // 18: guildhall.v1.Typing
-	(*Sent)(nil),                  // 19: guildhall.v1.Sent
-	(*Ok)(nil),                    // 20: guildhall.v1.Ok
-	(*Reconnect)(nil),             // 21: guildhall.v1.Reconnect
-	(*Event)(nil),                 // 22: guildhall.v1.Event
-	(*TypingStart)(nil),           // 23: guildhall.v1.TypingStart
-	(*Error)(nil),                 // 24: guildhall.v1.Error
-	(*User)(nil),                  // 25: guildhall.v1.User
-	(*Server)(nil),                // 26: guildhall.v1.Server
-	(*Channel)(nil),               // 27: guildhall.v1.Channel
-	(*ReadState)(nil),             // 28: guildhall.v1.ReadState
-	(*Message)(nil),               // 29: guildhall.v1.Message
-	(*MessageDelete)(nil),         // 30: guildhall.v1.MessageDelete
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*ChannelPosition)(nil),       // 5: guildhall.v1.ChannelPosition
+	(*Resumed)(nil),               // 6: guildhall.v1.Resumed
+	(*InvalidSession)(nil),        // 7: guildhall.v1.InvalidSession
+	(*Batch)(nil),                 // 8: guildhall.v1.Batch
+	(*Ready)(nil),                 // 9: guildhall.v1.Ready
+	(*Heartbeat)(nil),             // 10: guildhall.v1.Heartbeat
+	(*HeartbeatAck)(nil),          // 11: guildhall.v1.HeartbeatAck
+	(*Subscribe)(nil),             // 12: guildhall.v1.Subscribe
+	(*Unsubscribe)(nil),           // 13: guildhall.v1.Unsubscribe
+	(*Ack)(nil),                   // 14: guildhall.v1.Ack
+	(*Acked)(nil),                 // 15: guildhall.v1.Acked
+	(*UnreadUpdate)(nil),          // 16: guildhall.v1.UnreadUpdate
+	(*ReadStateUpdate)(nil),       // 17: guildhall.v1.ReadStateUpdate
+	(*SendMessage)(nil),           // 18: guildhall.v1.SendMessage
+	(*Typing)(nil),                // 19: guildhall.v1.Typing
+	(*Sent)(nil),                  // 20: guildhall.v1.Sent
+	(*Ok)(nil),                    // 21: guildhall.v1.Ok
+	(*Reconnect)(nil),             // 22: guildhall.v1.Reconnect
+	(*Event)(nil),                 // 23: guildhall.v1.Event
+	(*TypingStart)(nil),           // 24: guildhall.v1.TypingStart
+	(*Error)(nil),                 // 25: guildhall.v1.Error
+	(*User)(nil),                  // 26: guildhall.v1.User
+	(*Server)(nil),                // 27: guildhall.v1.Server
+	(*Channel)(nil),               // 28: guildhall.v1.Channel
+	(*ReadState)(nil),             // 29: guildhall.v1.ReadState
+	(*Message)(nil),               // 30: guildhall.v1.Message
+	(*MessageDelete)(nil),         // 31: guildhall.v1.MessageDelete
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_gateway_proto_depIdxs = []int32{
 	2,  // 0: guildhall.v1.Frame.hello:type_name -> guildhall.v1.Hello
-	8,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
-	10, // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
-	22, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
-	20, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
-	19, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
-	24, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
-	21, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
-	7,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
-	5,  // 9: guildhall.v1.Frame.resumed:type_name -> guildhall.v1.Resumed
-	6,  // 10: guildhall.v1.Frame.invalid_session:type_name -> guildhall.v1.InvalidSession
-	15, // 11: guildhall.v1.Frame.unread_update:type_name -> guildhall.v1.UnreadUpdate
-	16, // 12: guildhall.v1.Frame.read_state_update:type_name -> guildhall.v1.ReadStateUpdate
-	14, // 13: guildhall.v1.Frame.acked:type_name -> guildhall.v1.Acked
+	9,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
+	11, // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
+	23, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
+	21, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
+	20, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
+	25, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
+	22, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
+	8,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
+	6,  // 9: guildhall.v1.Frame.resumed:type_name -> guildhall.v1.Resumed
+	7,  // 10: guildhall.v1.Frame.invalid_session:type_name -> guildhall.v1.InvalidSession
+	16, // 11: guildhall.v1.Frame.unread_update:type_name -> guildhall.v1.UnreadUpdate
+	17, // 12: guildhall.v1.Frame.read_state_update:type_name -> guildhall.v1.ReadStateUpdate
+	15, // 13: guildhall.v1.Frame.acked:type_name -> guildhall.v1.Acked
 	3,  // 14: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
-	9,  // 15: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
-	11, // 16: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
-	12, // 17: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
-	17, // 18: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
-	18, // 19: guildhall.v1.Frame.typing:type_name -> guildhall.v1.Typing
+	10, // 15: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
+	12, // 16: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
+	13, // 17: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
+	18, // 18: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
+	19, // 19: guildhall.v1.Frame.typing:type_name -> guildhall.v1.Typing
 	4,  // 20: guildhall.v1.Frame.resume:type_name -> guildhall.v1.Resume
-	13, // 21: guildhall.v1.Frame.ack:type_name -> guildhall.v1.Ack
-	1,  // 22: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
-	25, // 23: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
-	26, // 24: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
-	27, // 25: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
-	28, // 26: guildhall.v1.Ready.read_states:type_name -> guildhall.v1.ReadState
-	0,  // 27: guildhall.v1.Subscribe.type:type_name -> guildhall.v1.SubscriptionType
-	28, // 28: guildhall.v1.Acked.read_state:type_name -> guildhall.v1.ReadState
-	28, // 29: guildhall.v1.ReadStateUpdate.read_state:type_name -> guildhall.v1.ReadState
-	29, // 30: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
-	29, // 31: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
-	29, // 32: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
-	30, // 33: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
-	23, // 34: guildhall.v1.Event.typing_start:type_name -> guildhall.v1.TypingStart
-	31, // 35: guildhall.v1.TypingStart.at:type_name -> google.protobuf.Timestamp
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	14, // 21: guildhall.v1.Frame.ack:type_name -> guildhall.v1.Ack
+	5,  // 22: guildhall.v1.Resume.positions:type_name -> guildhall.v1.ChannelPosition
+	1,  // 23: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
+	26, // 24: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
+	27, // 25: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
+	28, // 26: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
+	29, // 27: guildhall.v1.Ready.read_states:type_name -> guildhall.v1.ReadState
+	0,  // 28: guildhall.v1.Subscribe.type:type_name -> guildhall.v1.SubscriptionType
+	29, // 29: guildhall.v1.Acked.read_state:type_name -> guildhall.v1.ReadState
+	29, // 30: guildhall.v1.ReadStateUpdate.read_state:type_name -> guildhall.v1.ReadState
+	30, // 31: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
+	30, // 32: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
+	30, // 33: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
+	31, // 34: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
+	24, // 35: guildhall.v1.Event.typing_start:type_name -> guildhall.v1.TypingStart
+	32, // 36: guildhall.v1.TypingStart.at:type_name -> google.protobuf.Timestamp
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_gateway_proto_init() }
@@ -1997,7 +2070,7 @@ func file_gateway_proto_init() {
 		(*Frame_Resume)(nil),
 		(*Frame_Ack)(nil),
 	}
-	file_gateway_proto_msgTypes[21].OneofWrappers = []any{
+	file_gateway_proto_msgTypes[22].OneofWrappers = []any{
 		(*Event_MessageCreate)(nil),
 		(*Event_MessageUpdate)(nil),
 		(*Event_MessageDelete)(nil),
@@ -2009,7 +2082,7 @@ func file_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
