@@ -3,6 +3,8 @@ package link
 import (
 	"context"
 	"time"
+
+	pb "github.com/guildhall/guildhall/proto/guildhallpb"
 )
 
 // followSmall makes s follow every channel it can see in the servers with
@@ -62,7 +64,7 @@ func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]in
 	}
 	var flushed <-chan struct{}
 	for _, ch := range add {
-		flushed = n.subscribe(s, ch)
+		flushed = n.subscribe(s, ch, pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES)
 	}
 	for _, ch := range drop {
 		n.unsubscribe1(s, ch)
