@@ -183,6 +183,7 @@ func (s *session) adopt(old *session, u member.User, lastSeq uint64) (int, bool)
 	s.seq = old.seq
 	s.subs, s.auto, s.visible, s.optOut = old.subs, old.auto, old.visible, old.optOut
 	s.types, s.servers, s.viaServer, s.reads, s.dirty, s.roles = old.types, old.servers, old.viaServer, old.reads, old.dirty, old.roles
+	old.markerQueued = false
 	s.replay = old.replay
 	old.subs, old.auto, old.visible, old.optOut, old.replay = nil, nil, nil, nil, replayBuf{}
 	old.types, old.servers, old.viaServer, old.reads, old.dirty, old.roles = nil, nil, nil, nil, nil, nil

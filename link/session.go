@@ -31,7 +31,7 @@ const (
 
 type outFrame struct {
 	data       []byte
-	unread     bool // a marker: write the session's pending unread updates here
+	unread     bool                 // a marker: write the session's pending unread updates here
 	closeAfter websocket.StatusCode // if set, close the connection after writing
 	reason     string
 }
@@ -50,29 +50,30 @@ type session struct {
 
 	lastTyping map[uint64]time.Time // reader only: when typing was last passed on, per channel
 
-	mu        sync.Mutex // guards everything below and sends to out
-	seq       uint64
-	subs      map[uint64]uint64 // channel → permission version access was checked at
-	replay    replayBuf         // the last dispatches, for resume
-	detached  bool              // the connection ended; dispatches only go to replay
-	movedTo   *session          // resumed on another connection: forward to it
-	expiry    *time.Timer       // ends a detached session
-	closeCode websocket.StatusCode
-	backlog   []outFrame          // frames past the channel's capacity (and a resume's replay), newer than the channel's
-	replaying int                 // how many of backlog are replay, not counted against QueueLen
-	visible   map[uint64][]uint64 // server → its channels this session saw in READY
-	auto      map[uint64]uint64   // channel → server: followed because the server is small
-	optOut    map[uint64]bool     // channels the client unsubscribed from: not followed automatically
-	types     map[uint64]pb.SubscriptionType // channels followed as other than MESSAGES
-	servers   map[uint64]pb.SubscriptionType // server-wide subscriptions
-	viaServer map[uint64]uint64              // channel → server: followed through a server subscription
-	reads     map[uint64]*unread             // channel → read position and unread bookkeeping
-	dirty     map[uint64]struct{}            // channels with an unread update to send at the next flush
-	roles     map[uint64]roleSet             // server → roles the user holds, for role mentions
-	closed    bool
-	closing   bool // a close handshake was started; closeDone is closed when it ends
-	ended     bool // run is done with the connection: start no handshake any more
-	closeDone chan struct{}
+	mu           sync.Mutex // guards everything below and sends to out
+	seq          uint64
+	subs         map[uint64]uint64 // channel → permission version access was checked at
+	replay       replayBuf         // the last dispatches, for resume
+	detached     bool              // the connection ended; dispatches only go to replay
+	movedTo      *session          // resumed on another connection: forward to it
+	expiry       *time.Timer       // ends a detached session
+	closeCode    websocket.StatusCode
+	backlog      []outFrame                     // frames past the channel's capacity (and a resume's replay), newer than the channel's
+	replaying    int                            // how many of backlog are replay, not counted against QueueLen
+	visible      map[uint64][]uint64            // server → its channels this session saw in READY
+	auto         map[uint64]uint64              // channel → server: followed because the server is small
+	optOut       map[uint64]bool                // channels the client unsubscribed from: not followed automatically
+	types        map[uint64]pb.SubscriptionType // channels followed as other than MESSAGES
+	servers      map[uint64]pb.SubscriptionType // server-wide subscriptions
+	viaServer    map[uint64]uint64              // channel → server: followed through a server subscription
+	reads        map[uint64]*unread             // channel → read position and unread bookkeeping
+	dirty        map[uint64]struct{}            // channels with an unread update to send at the next flush
+	roles        map[uint64]roleSet             // server → roles the user holds, for role mentions
+	markerQueued bool                           // an unread marker waits in the queue
+	closed       bool
+	closing      bool // a close handshake was started; closeDone is closed when it ends
+	ended        bool // run is done with the connection: start no handshake any more
+	closeDone    chan struct{}
 }
 
 func newSession(n *Node, conn *websocket.Conn, c codec) *session {
@@ -221,9 +222,11 @@ func (s *session) dispatchAt(pev *pb.Event, ev *encodedEvent, v uint64) bool {
 		if !known {
 			return false
 		}
-		if !full {
-			return true
+		if full {
+			s.dispatchLocked(ev)
 		}
+		s.kickUnreadLocked() // after the message: its update says it was counted
+		return true
 	} else if m := pev.GetMessageCreate(); m != nil {
 		s.seenLocked(ch, pev.ServerId, m)
 	}

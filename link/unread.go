@@ -156,15 +156,20 @@ func (s *session) countLocked(ev *pb.Event, typ pb.SubscriptionType, v uint64) (
 }
 
 // markUnreadLocked schedules an unread update of ch. Updates are
-// coalesced: one marker frame waits in the queue, and the writer turns it
-// into the newest state of every channel marked by then.
+// coalesced: one marker frame waits in the queue (kickUnreadLocked puts
+// it there), and the writer turns it into the newest state of every
+// channel marked by then.
 func (s *session) markUnreadLocked(ch uint64) {
 	if s.dirty == nil {
 		s.dirty = make(map[uint64]struct{})
 	}
-	first := len(s.dirty) == 0
 	s.dirty[ch] = struct{}{}
-	if first && !s.detached && !s.closed {
+}
+
+// kickUnreadLocked queues the marker if updates wait and none is queued.
+func (s *session) kickUnreadLocked() {
+	if len(s.dirty) > 0 && !s.markerQueued && !s.detached && !s.closed {
+		s.markerQueued = true
 		s.enqueueLocked(outFrame{unread: true})
 	}
 }
@@ -212,6 +217,7 @@ func (s *session) takeUnread() []*pb.UnreadUpdate {
 		out = append(out, u)
 	}
 	clear(s.dirty)
+	s.markerQueued = false
 	slices.SortFunc(out, func(a, b *pb.UnreadUpdate) int { return cmpUint(a.ChannelId, b.ChannelId) })
 	return out
 }
@@ -230,15 +236,13 @@ func cmpUint(a, b uint64) int {
 // unread, so a resumed connection gets their state again (updates taken
 // by the old connection's writer may not have reached the client).
 func (s *session) remarkUnreadLocked() {
-	hadDirty := len(s.dirty) > 0 // their marker left with the old connection
+	s.markerQueued = false // it left with the old connection
 	for ch := range s.types {
 		if r := s.reads[ch]; r != nil && (r.count() > 0 || r.mentions > 0) {
 			s.markUnreadLocked(ch)
 		}
 	}
-	if hadDirty && !s.detached && !s.closed {
-		s.enqueueLocked(outFrame{unread: true})
-	}
+	s.kickUnreadLocked()
 }
 
 // loadRoles makes sure the session knows its roles in the event's server
