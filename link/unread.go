@@ -449,7 +449,7 @@ func (n *Node) onReadState(msg *nats.Msg) {
 	}
 	rs := readStateFromProto(notice.State)
 	for _, s := range n.userSessions(notice.UserId) {
-		if s.id == notice.OriginSession {
+		if s.ID() == notice.OriginSession {
 			continue
 		}
 		s.applyRead(rs, true)
