@@ -17,8 +17,8 @@ import (
 	"github.com/guildhall/guildhall/bus"
 	"github.com/guildhall/guildhall/member"
 	"github.com/guildhall/guildhall/message"
-	"github.com/guildhall/guildhall/snowflake"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
+	"github.com/guildhall/guildhall/snowflake"
 )
 
 // Auth turns a bearer token into a user.
