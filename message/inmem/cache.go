@@ -373,7 +373,7 @@ func (c *Cache) Fill(ctx context.Context, channelID uint64, msgs []message.Messa
 		case !ok:
 		case ch.deleted:
 			w.msgs = slices.Delete(w.msgs, k, k+1)
-		case !ch.m.EditedAt.Before(w.msgs[k].EditedAt):
+		default: // the last Replace is the newest edit
 			w.msgs[k] = ch.m
 		}
 	}
