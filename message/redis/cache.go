@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,6 +34,11 @@ type CacheConfig struct {
 	// minute. MaxChanges bounds how many per channel; default 64.
 	ChangeTTL  time.Duration
 	MaxChanges int
+	// FailFast: after a call finds Redis unavailable, calls fail at once
+	// with Unavailable for this long instead of waiting on the client's
+	// dial retries, so readers fall back to the store without delay.
+	// Default 1 second.
+	FailFast time.Duration
 }
 
 func (c *CacheConfig) defaults() {
@@ -52,12 +59,27 @@ func (c *CacheConfig) defaults() {
 	if c.MaxChanges <= 0 {
 		c.MaxChanges = 64
 	}
+	if c.FailFast <= 0 {
+		c.FailFast = time.Second
+	}
 }
 
+// maxDirty bounds how many channels a Cache remembers as possibly stale.
+const maxDirty = 10_000
+
 // Cache is a message.Cache in Redis.
+//
+// A write that fails (Redis unavailable) leaves the channel's window
+// possibly stale: the channel is remembered (up to 10,000 channels) and its
+// window invalidated before this Cache next reads it. Other nodes rely on
+// the complete mark's CompleteTTL.
 type Cache struct {
-	rc  redis.UniversalClient
-	cfg CacheConfig
+	rc        redis.UniversalClient
+	cfg       CacheConfig
+	downUntil atomic.Int64 // unix ns; calls fail fast before it
+
+	mu    sync.Mutex
+	dirty map[uint64]struct{}
 }
 
 var _ message.Cache = (*Cache)(nil)
@@ -65,7 +87,54 @@ var _ message.Cache = (*Cache)(nil)
 // NewCache returns a Cache over rc (see internal/redisdb.Open).
 func NewCache(rc redis.UniversalClient, cfg CacheConfig) *Cache {
 	cfg.defaults()
-	return &Cache{rc: rc, cfg: cfg}
+	return &Cache{rc: rc, cfg: cfg, dirty: make(map[uint64]struct{})}
+}
+
+var errFailFast = errors.New("redis was unavailable moments ago")
+
+// call runs fn unless Redis failed moments ago, and opens the fail-fast
+// window when fn finds it unavailable.
+func (c *Cache) call(op string, fn func() error) error {
+	if time.Now().UnixNano() < c.downUntil.Load() {
+		return fail(op, errFailFast)
+	}
+	err := fail(op, fn())
+	if guildhall.KindOf(err) == guildhall.Unavailable {
+		c.downUntil.Store(time.Now().Add(c.cfg.FailFast).UnixNano())
+	}
+	return err
+}
+
+// write runs a write of a channel; if it fails, the channel is marked
+// dirty.
+func (c *Cache) write(op string, channelID uint64, fn func() error) error {
+	err := c.call(op, fn)
+	if err != nil {
+		c.mu.Lock()
+		if len(c.dirty) < maxDirty {
+			c.dirty[channelID] = struct{}{}
+		}
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// clean invalidates a dirty channel before it is read.
+func (c *Cache) clean(ctx context.Context, op string, channelID uint64) error {
+	c.mu.Lock()
+	_, dirty := c.dirty[channelID]
+	c.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	k := c.keys(channelID)
+	if err := c.call(op, func() error { return c.rc.Del(ctx, k[0], k[1]).Err() }); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.dirty, channelID)
+	c.mu.Unlock()
+	return nil
 }
 
 // keys are a channel's four keys: window, bodies, changes, change times.
@@ -98,8 +167,9 @@ func (c *Cache) Add(ctx context.Context, m message.Message) error {
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
-	err = scriptAdd.Run(ctx, c.rc, c.keys(m.ChannelID)[:2], member(m.ID), body, c.cfg.Window, ms(c.cfg.TTL)).Err()
-	return fail(op, err)
+	return c.write(op, m.ChannelID, func() error {
+		return scriptAdd.Run(ctx, c.rc, c.keys(m.ChannelID)[:2], member(m.ID), body, c.cfg.Window, ms(c.cfg.TTL)).Err()
+	})
 }
 
 // Replace implements message.Cache.
@@ -112,7 +182,7 @@ func (c *Cache) Replace(ctx context.Context, m message.Message) error {
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
-	return fail(op, c.change(ctx, m.ChannelID, m.ID, body))
+	return c.write(op, m.ChannelID, func() error { return c.change(ctx, m.ChannelID, m.ID, body) })
 }
 
 // Remove implements message.Cache.
@@ -121,7 +191,7 @@ func (c *Cache) Remove(ctx context.Context, channelID, id uint64) error {
 	if err := message.CheckChannel(op, channelID); err != nil {
 		return err
 	}
-	return fail(op, c.change(ctx, channelID, id, nil))
+	return c.write(op, channelID, func() error { return c.change(ctx, channelID, id, nil) })
 }
 
 func (c *Cache) change(ctx context.Context, channelID, id uint64, body []byte) error {
@@ -138,9 +208,16 @@ func (c *Cache) Latest(ctx context.Context, channelID uint64, limit int) ([]mess
 	if err := message.CheckChannel(op, channelID); err != nil {
 		return nil, false, err
 	}
-	res, err := scriptLatest.Run(ctx, c.rc, c.keys(channelID)[:2], min(limit, c.cfg.Window)).Slice()
+	if err := c.clean(ctx, op, channelID); err != nil {
+		return nil, false, err
+	}
+	var res []any
+	err := c.call(op, func() (err error) {
+		res, err = scriptLatest.Run(ctx, c.rc, c.keys(channelID)[:2], min(limit, c.cfg.Window)).Slice()
+		return err
+	})
 	if err != nil {
-		return nil, false, fail(op, err)
+		return nil, false, err
 	}
 	if len(res) == 0 {
 		return nil, false, guildhall.E(op, guildhall.Internal, "empty script reply")
@@ -180,7 +257,10 @@ func (c *Cache) Fill(ctx context.Context, channelID uint64, msgs []message.Messa
 		}
 		args = append(args, member(m.ID), body)
 	}
-	return fail(op, scriptFill.Run(ctx, c.rc, c.keys(channelID), args...).Err())
+	if err := c.clean(ctx, op, channelID); err != nil {
+		return err
+	}
+	return c.call(op, func() error { return scriptFill.Run(ctx, c.rc, c.keys(channelID), args...).Err() })
 }
 
 // Invalidate implements message.Cache. Recent Removes and Replaces stay
@@ -191,5 +271,5 @@ func (c *Cache) Invalidate(ctx context.Context, channelID uint64) error {
 		return err
 	}
 	k := c.keys(channelID)
-	return fail(op, c.rc.Del(ctx, k[0], k[1]).Err())
+	return c.write(op, channelID, func() error { return c.rc.Del(ctx, k[0], k[1]).Err() })
 }

@@ -3,7 +3,10 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,4 +146,96 @@ func TestCacheUnavailable(t *testing.T) {
 			t.Errorf("%s hung until the deadline", name)
 		}
 	}
+}
+
+// proxy forwards TCP connections to Redis until cut.
+type proxy struct {
+	l     net.Listener
+	to    string
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func mustProxy(t *testing.T, to string) *proxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l, to: to}
+	done := make(chan struct{})
+	t.Cleanup(func() { l.Close(); p.cut(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.down {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", to)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// TestCacheWriteDuringOutage: an Add lost to an outage must not leave a
+// complete window without the message: the node that failed to write
+// invalidates the window before reading it again.
+func TestCacheWriteDuringOutage(t *testing.T) {
+	ctx := t.Context()
+	_, prefix := redistest.MustClient(t)
+	p := mustProxy(t, redistest.Addr(t))
+	rc := redis.NewClient(&redis.Options{Addr: p.l.Addr().String(), MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { rc.Close() })
+	c := NewCache(rc, CacheConfig{Prefix: prefix, FailFast: time.Millisecond})
+	m := func(id uint64) message.Message { return message.Message{ID: id, ChannelID: 5, Content: "x"} }
+	if err := c.Fill(ctx, 5, []message.Message{m(2), m(1)}); err != nil {
+		t.Fatal(err)
+	}
+	p.cut()
+	if err := c.Add(ctx, m(3)); guildhall.KindOf(err) != guildhall.Unavailable {
+		t.Fatalf("Add during the outage: %v, want Unavailable", err)
+	}
+	p.restore()
+	checkFor(t, 10*time.Second, func() error {
+		got, complete, err := c.Latest(ctx, 5, 10)
+		if err != nil {
+			return err
+		}
+		if complete || len(got) != 0 {
+			return fmt.Errorf("after a lost Add: %d messages, complete=%v; want an invalidated window", len(got), complete)
+		}
+		return nil
+	})
 }
