@@ -98,7 +98,7 @@ func NewCounters(cfg CountersConfig) *Counters {
 }
 
 // shard mixes an ID (Fibonacci hashing: snowflakes differ in high bits).
-func shard(id uint64) uint64 { return (id * 0x9e3779b97f4a7c15) >> 58 }
+func ctrShard(id uint64) uint64 { return (id * 0x9e3779b97f4a7c15) >> 58 }
 
 // channel returns the channel's state, creating it (and evicting another
 // channel when the shard is full) if create; sh is locked.
@@ -151,7 +151,7 @@ func addSeq(s []uint64, seq uint64, bound int) []uint64 {
 
 // Accepted implements message.Counters.
 func (c *Counters) Accepted(_ context.Context, m message.Message) error {
-	sh := &c.chans[shard(m.ChannelID)]
+	sh := &c.chans[ctrShard(m.ChannelID)]
 	sh.mu.Lock()
 	st := c.channel(sh, m.ChannelID, true)
 	if !st.hasHead || m.Seq > st.head {
@@ -185,7 +185,7 @@ func (c *Counters) Accepted(_ context.Context, m message.Message) error {
 
 // RaiseHead implements message.UnreadCounters.
 func (c *Counters) RaiseHead(_ context.Context, channelID, seq uint64) error {
-	sh := &c.chans[shard(channelID)]
+	sh := &c.chans[ctrShard(channelID)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := c.channel(sh, channelID, true)
@@ -197,7 +197,7 @@ func (c *Counters) RaiseHead(_ context.Context, channelID, seq uint64) error {
 
 // raise raises userID's position to p and returns the position after.
 func (c *Counters) raise(userID uint64, p message.ReadPosition) (message.ReadPosition, bool) {
-	sh := &c.users[shard(userID)]
+	sh := &c.users[ctrShard(userID)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := c.user(sh, userID, true)
@@ -217,7 +217,7 @@ func (c *Counters) Ack(_ context.Context, userID uint64, p message.ReadPosition)
 
 // Fill implements message.UnreadCounters.
 func (c *Counters) Fill(_ context.Context, userID uint64, ps []message.ReadPosition) error {
-	sh := &c.users[shard(userID)]
+	sh := &c.users[ctrShard(userID)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := c.user(sh, userID, true)
@@ -233,7 +233,7 @@ func (c *Counters) Fill(_ context.Context, userID uint64, ps []message.ReadPosit
 // Load implements message.UnreadCounters.
 func (c *Counters) Load(_ context.Context, userID uint64, qs []message.CounterQuery) ([]message.CounterState, error) {
 	out := make([]message.CounterState, len(qs))
-	ush := &c.users[shard(userID)]
+	ush := &c.users[ctrShard(userID)]
 	ush.mu.Lock()
 	if st := c.user(ush, userID, false); st != nil {
 		for i, q := range qs {
@@ -248,7 +248,7 @@ func (c *Counters) Load(_ context.Context, userID uint64, qs []message.CounterQu
 	}
 	ush.mu.Unlock()
 	for i, q := range qs {
-		sh := &c.chans[shard(q.ChannelID)]
+		sh := &c.chans[ctrShard(q.ChannelID)]
 		sh.mu.Lock()
 		if st := c.channel(sh, q.ChannelID, false); st != nil {
 			out[i].Head, out[i].HeadKnown = st.head, st.hasHead
