@@ -3,6 +3,9 @@ package message
 import (
 	"context"
 	"log/slog"
+	"math"
+
+	guildhall "github.com/guildhall/guildhall"
 )
 
 // Read states and unread counters (DESIGN.md §4 "History and unread").
@@ -166,4 +169,18 @@ type ReadStatesConfig struct {
 	Notifier ReadNotifier
 	// Log receives what goes wrong off the request path; nil discards.
 	Log *slog.Logger
+}
+
+// CheckReadPosition is the validation every ReadStateStore applies before
+// writing: user, channel, seq and ID non-zero and below 2^63 (as every
+// snowflake and seq is), so every backend stores them exactly. It returns
+// an Invalid error.
+func CheckReadPosition(userID uint64, p ReadPosition) error {
+	const op = "message.CheckReadPosition"
+	for _, v := range []uint64{userID, p.ChannelID, p.Seq, p.ID} {
+		if v == 0 || v > math.MaxInt64 {
+			return guildhall.E(op, guildhall.Invalid, "a read position needs a user, channel, seq and message ID in 1..2^63-1")
+		}
+	}
+	return nil
 }
