@@ -17,7 +17,7 @@ import (
 const pReadState = "g/rs/"
 
 func readStateKey(userID, channelID uint64) []byte { return key(pReadState, userID, channelID) }
-func readStatePrefix(userID uint64) []byte        { return append(key(pReadState, userID), '/') }
+func readStatePrefix(userID uint64) []byte         { return append(key(pReadState, userID), '/') }
 
 // ReadStates is message.ReadStateStore on Pebble, sharing the database
 // (and the "g/" prefix) with Store. A raise reads the stored position and
