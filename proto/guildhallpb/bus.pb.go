@@ -681,6 +681,62 @@ func (x *MessageReply) GetError() *Error {
 	return nil
 }
 
+// CacheInvalidation tells every node's hot history layer (message/hotcache)
+// that the cached history of some channels changed, so each node drops its
+// local copies of them. Subject bus.MessageCacheInvalidate.
+type CacheInvalidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin is the node that made the change; it ignores its own.
+	Origin        string   `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	ChannelIds    []uint64 `protobuf:"varint,2,rep,packed,name=channel_ids,json=channelIds,proto3" json:"channel_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheInvalidation) Reset() {
+	*x = CacheInvalidation{}
+	mi := &file_bus_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheInvalidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheInvalidation) ProtoMessage() {}
+
+func (x *CacheInvalidation) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheInvalidation.ProtoReflect.Descriptor instead.
+func (*CacheInvalidation) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CacheInvalidation) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *CacheInvalidation) GetChannelIds() []uint64 {
+	if x != nil {
+		return x.ChannelIds
+	}
+	return nil
+}
+
 // ReadStateNotice tells a user's sessions on every link node that the user
 // read a channel (bus.UserReadState subject of the user).
 type ReadStateNotice struct {
@@ -696,7 +752,7 @@ type ReadStateNotice struct {
 
 func (x *ReadStateNotice) Reset() {
 	*x = ReadStateNotice{}
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +764,7 @@ func (x *ReadStateNotice) String() string {
 func (*ReadStateNotice) ProtoMessage() {}
 
 func (x *ReadStateNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +777,7 @@ func (x *ReadStateNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadStateNotice.ProtoReflect.Descriptor instead.
 func (*ReadStateNotice) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{11}
+	return file_bus_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadStateNotice) GetUserId() uint64 {
@@ -764,7 +820,7 @@ type SessionState struct {
 
 func (x *SessionState) Reset() {
 	*x = SessionState{}
-	mi := &file_bus_proto_msgTypes[12]
+	mi := &file_bus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +832,7 @@ func (x *SessionState) String() string {
 func (*SessionState) ProtoMessage() {}
 
 func (x *SessionState) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[12]
+	mi := &file_bus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +845,7 @@ func (x *SessionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionState.ProtoReflect.Descriptor instead.
 func (*SessionState) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{12}
+	return file_bus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionState) GetSessionId() string {
@@ -854,7 +910,7 @@ type SessionChannel struct {
 
 func (x *SessionChannel) Reset() {
 	*x = SessionChannel{}
-	mi := &file_bus_proto_msgTypes[13]
+	mi := &file_bus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +922,7 @@ func (x *SessionChannel) String() string {
 func (*SessionChannel) ProtoMessage() {}
 
 func (x *SessionChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[13]
+	mi := &file_bus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +935,7 @@ func (x *SessionChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionChannel.ProtoReflect.Descriptor instead.
 func (*SessionChannel) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{13}
+	return file_bus_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SessionChannel) GetChannelId() uint64 {
@@ -941,7 +997,7 @@ type SessionServer struct {
 
 func (x *SessionServer) Reset() {
 	*x = SessionServer{}
-	mi := &file_bus_proto_msgTypes[14]
+	mi := &file_bus_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1009,7 @@ func (x *SessionServer) String() string {
 func (*SessionServer) ProtoMessage() {}
 
 func (x *SessionServer) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[14]
+	mi := &file_bus_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1022,7 @@ func (x *SessionServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionServer.ProtoReflect.Descriptor instead.
 func (*SessionServer) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{14}
+	return file_bus_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SessionServer) GetServerId() uint64 {
@@ -996,7 +1052,7 @@ type SessionTakeover struct {
 
 func (x *SessionTakeover) Reset() {
 	*x = SessionTakeover{}
-	mi := &file_bus_proto_msgTypes[15]
+	mi := &file_bus_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1064,7 @@ func (x *SessionTakeover) String() string {
 func (*SessionTakeover) ProtoMessage() {}
 
 func (x *SessionTakeover) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[15]
+	mi := &file_bus_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1077,7 @@ func (x *SessionTakeover) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionTakeover.ProtoReflect.Descriptor instead.
 func (*SessionTakeover) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{15}
+	return file_bus_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SessionTakeover) GetSessionId() string {
@@ -1061,7 +1117,7 @@ type SessionHandover struct {
 
 func (x *SessionHandover) Reset() {
 	*x = SessionHandover{}
-	mi := &file_bus_proto_msgTypes[16]
+	mi := &file_bus_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1129,7 @@ func (x *SessionHandover) String() string {
 func (*SessionHandover) ProtoMessage() {}
 
 func (x *SessionHandover) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[16]
+	mi := &file_bus_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1142,7 @@ func (x *SessionHandover) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHandover.ProtoReflect.Descriptor instead.
 func (*SessionHandover) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{16}
+	return file_bus_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SessionHandover) GetFound() bool {
@@ -1127,7 +1183,7 @@ type SeqEvent struct {
 
 func (x *SeqEvent) Reset() {
 	*x = SeqEvent{}
-	mi := &file_bus_proto_msgTypes[17]
+	mi := &file_bus_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1195,7 @@ func (x *SeqEvent) String() string {
 func (*SeqEvent) ProtoMessage() {}
 
 func (x *SeqEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[17]
+	mi := &file_bus_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1208,7 @@ func (x *SeqEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqEvent.ProtoReflect.Descriptor instead.
 func (*SeqEvent) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{17}
+	return file_bus_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SeqEvent) GetSeq() uint64 {
@@ -1224,7 +1280,11 @@ const file_bus_proto_rawDesc = "" +
 	"channel_id\x18\x02 \x01(\x04R\tchannelId\"j\n" +
 	"\fMessageReply\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.guildhall.v1.MessageR\amessage\x12)\n" +
-	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05error\"\x80\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05error\"L\n" +
+	"\x11CacheInvalidation\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1f\n" +
+	"\vchannel_ids\x18\x02 \x03(\x04R\n" +
+	"channelIds\"\x80\x01\n" +
 	"\x0fReadStateNotice\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12-\n" +
 	"\x05state\x18\x02 \x01(\v2\x17.guildhall.v1.ReadStateR\x05state\x12%\n" +
@@ -1277,7 +1337,7 @@ func file_bus_proto_rawDescGZIP() []byte {
 	return file_bus_proto_rawDescData
 }
 
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_bus_proto_goTypes = []any{
 	(*LinkHeartbeat)(nil),        // 0: guildhall.v1.LinkHeartbeat
 	(*ChannelCount)(nil),         // 1: guildhall.v1.ChannelCount
@@ -1290,33 +1350,34 @@ var file_bus_proto_goTypes = []any{
 	(*DeleteMessageRequest)(nil), // 8: guildhall.v1.DeleteMessageRequest
 	(*TypingRequest)(nil),        // 9: guildhall.v1.TypingRequest
 	(*MessageReply)(nil),         // 10: guildhall.v1.MessageReply
-	(*ReadStateNotice)(nil),      // 11: guildhall.v1.ReadStateNotice
-	(*SessionState)(nil),         // 12: guildhall.v1.SessionState
-	(*SessionChannel)(nil),       // 13: guildhall.v1.SessionChannel
-	(*SessionServer)(nil),        // 14: guildhall.v1.SessionServer
-	(*SessionTakeover)(nil),      // 15: guildhall.v1.SessionTakeover
-	(*SessionHandover)(nil),      // 16: guildhall.v1.SessionHandover
-	(*SeqEvent)(nil),             // 17: guildhall.v1.SeqEvent
-	(*Event)(nil),                // 18: guildhall.v1.Event
-	(*Message)(nil),              // 19: guildhall.v1.Message
-	(*Error)(nil),                // 20: guildhall.v1.Error
-	(*ReadState)(nil),            // 21: guildhall.v1.ReadState
-	(SubscriptionType)(0),        // 22: guildhall.v1.SubscriptionType
+	(*CacheInvalidation)(nil),    // 11: guildhall.v1.CacheInvalidation
+	(*ReadStateNotice)(nil),      // 12: guildhall.v1.ReadStateNotice
+	(*SessionState)(nil),         // 13: guildhall.v1.SessionState
+	(*SessionChannel)(nil),       // 14: guildhall.v1.SessionChannel
+	(*SessionServer)(nil),        // 15: guildhall.v1.SessionServer
+	(*SessionTakeover)(nil),      // 16: guildhall.v1.SessionTakeover
+	(*SessionHandover)(nil),      // 17: guildhall.v1.SessionHandover
+	(*SeqEvent)(nil),             // 18: guildhall.v1.SeqEvent
+	(*Event)(nil),                // 19: guildhall.v1.Event
+	(*Message)(nil),              // 20: guildhall.v1.Message
+	(*Error)(nil),                // 21: guildhall.v1.Error
+	(*ReadState)(nil),            // 22: guildhall.v1.ReadState
+	(SubscriptionType)(0),        // 23: guildhall.v1.SubscriptionType
 }
 var file_bus_proto_depIdxs = []int32{
 	1,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
 	2,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
-	18, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
-	19, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
-	20, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
-	21, // 5: guildhall.v1.ReadStateNotice.state:type_name -> guildhall.v1.ReadState
-	13, // 6: guildhall.v1.SessionState.channels:type_name -> guildhall.v1.SessionChannel
-	14, // 7: guildhall.v1.SessionState.servers:type_name -> guildhall.v1.SessionServer
-	22, // 8: guildhall.v1.SessionChannel.type:type_name -> guildhall.v1.SubscriptionType
-	22, // 9: guildhall.v1.SessionServer.type:type_name -> guildhall.v1.SubscriptionType
-	12, // 10: guildhall.v1.SessionHandover.state:type_name -> guildhall.v1.SessionState
-	17, // 11: guildhall.v1.SessionHandover.events:type_name -> guildhall.v1.SeqEvent
-	18, // 12: guildhall.v1.SeqEvent.event:type_name -> guildhall.v1.Event
+	19, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
+	20, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
+	21, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
+	22, // 5: guildhall.v1.ReadStateNotice.state:type_name -> guildhall.v1.ReadState
+	14, // 6: guildhall.v1.SessionState.channels:type_name -> guildhall.v1.SessionChannel
+	15, // 7: guildhall.v1.SessionState.servers:type_name -> guildhall.v1.SessionServer
+	23, // 8: guildhall.v1.SessionChannel.type:type_name -> guildhall.v1.SubscriptionType
+	23, // 9: guildhall.v1.SessionServer.type:type_name -> guildhall.v1.SubscriptionType
+	13, // 10: guildhall.v1.SessionHandover.state:type_name -> guildhall.v1.SessionState
+	18, // 11: guildhall.v1.SessionHandover.events:type_name -> guildhall.v1.SeqEvent
+	19, // 12: guildhall.v1.SeqEvent.event:type_name -> guildhall.v1.Event
 	13, // [13:13] is the sub-list for method output_type
 	13, // [13:13] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
@@ -1337,7 +1398,7 @@ func file_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
