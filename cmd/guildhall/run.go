@@ -18,6 +18,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/guildhall/guildhall/api"
 	"github.com/guildhall/guildhall/audit"
@@ -190,6 +191,9 @@ func (m *Main) Run(ctx context.Context) error {
 			OriginPatterns:    c.AllowedOrigins,
 			Compression:       c.Compression,
 			SmallServer:       smallServer(c.SmallServer),
+			Roles:             rstore,
+			History:           message.NewReader(messages, resolver),
+			Sessions:          linkSessions(m.nc, m.Log),
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -311,4 +315,23 @@ func smallServer(n int) int {
 		return -1
 	}
 	return n
+}
+
+// linkSessions opens the session checkpoint bucket for cross-node resume
+// on NATS JetStream; nil (resume only on the node that held a session) if
+// JetStream is not available.
+func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		log.Warn("link: no JetStream, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{})
+	if err != nil {
+		log.Warn("link: no session bucket, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	return kv
 }
