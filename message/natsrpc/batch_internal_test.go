@@ -21,7 +21,9 @@ func (r fixedRouter) Nodes(ch uint64) []string { return r[ch] }
 
 type fixedVersions struct{}
 
-func (fixedVersions) Version(_ context.Context, serverID uint64) (uint64, error) { return serverID * 10, nil }
+func (fixedVersions) Version(_ context.Context, serverID uint64) (uint64, error) {
+	return serverID * 10, nil
+}
 
 // TestBatchingFanout: events queued while the flusher is busy go out as
 // one bus message per node, in publish order, each with its permission
