@@ -311,18 +311,7 @@ func (c *Cache) Latest(ctx context.Context, channelID uint64, limit int) ([]mess
 		gen := e.gen
 		s.mu.Unlock()
 		c.m.hotMiss.Inc()
-		l.msgs, l.complete, l.err = c.innerLatest(ctx, channelID, c.cfg.Depth)
-		s.mu.Lock()
-		e.loading = nil
-		if l.err == nil && e.gen == gen && s.entries[channelID] == e && c.hot.Load() < int64(c.cfg.MaxHot) {
-			e.copy, e.complete, e.expires = l.msgs, l.complete, c.cfg.Now().Add(c.cfg.TTL)
-			if e.copy == nil {
-				e.copy = []message.Message{} // an empty window is a copy too
-			}
-			c.hot.Add(1)
-		}
-		s.mu.Unlock()
-		close(l.done)
+		c.load(ctx, s, e, l, channelID, gen)
 		return slice(l.msgs, limit), l.complete, l.err
 	}
 	s.mu.Unlock()
@@ -338,6 +327,30 @@ func (c *Cache) Latest(ctx context.Context, channelID uint64, limit int) ([]mess
 	c.m.hotShared.Inc()
 	return slice(l.msgs, limit), l.complete, nil
 }
+
+// load reads the inner cache for l and keeps the result as e's copy
+// unless an invalidation came meanwhile (e.gen moved). Waiters are
+// released even if the inner cache panics.
+func (c *Cache) load(ctx context.Context, s *shard, e *entry, l *load, channelID, gen uint64) {
+	defer close(l.done)
+	l.err = errLoadFailed
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		e.loading = nil
+		if l.err != nil || e.gen != gen || s.entries[channelID] != e || c.hot.Load() >= int64(c.cfg.MaxHot) {
+			return
+		}
+		e.copy, e.complete, e.expires = l.msgs, l.complete, c.cfg.Now().Add(c.cfg.TTL)
+		if e.copy == nil {
+			e.copy = []message.Message{} // an empty window is a copy too
+		}
+		c.hot.Add(1)
+	}()
+	l.msgs, l.complete, l.err = c.innerLatest(ctx, channelID, c.cfg.Depth)
+}
+
+var errLoadFailed = guildhall.E("hotcache.load", guildhall.Internal, "the load did not finish")
 
 // innerLatest reads the inner cache and counts the outcome.
 func (c *Cache) innerLatest(ctx context.Context, channelID uint64, limit int) ([]message.Message, bool, error) {
