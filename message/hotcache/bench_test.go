@@ -258,12 +258,13 @@ func (s *syntheticStore) latest(ch uint64, n int) []message.Message {
 // (an Add to the channel read) per 100 reads, the way the message Reader
 // uses the cache: Latest, and on an incomplete window a store read and a
 // Fill. It reports which tier served the reads: the hot layer's memory,
-// the central cache (a complete window), or the store. "redis" puts the
-// hot layer over Redis; "inmem-bounded" is the embedded cache alone with
-// memory for about a tenth of the channels.
+// the central cache (a complete window), or the store. "hot+redis" puts
+// the hot layer over Redis, "redis" is Redis alone (the baseline), and
+// "inmem-bounded" is the embedded cache alone with memory for about a
+// tenth of the channels.
 func BenchmarkZipfHitRatio(b *testing.B) {
 	const channels = 10_000
-	for _, bc := range []string{"redis", "inmem-bounded"} {
+	for _, bc := range []string{"hot+redis", "redis", "inmem-bounded"} {
 		b.Run(bc, func(b *testing.B) {
 			ctx := b.Context()
 			store := &syntheticStore{last: make([]atomic.Uint64, channels+1)}
@@ -274,6 +275,9 @@ func BenchmarkZipfHitRatio(b *testing.B) {
 			var hot *Cache
 			switch bc {
 			case "redis":
+				rc, prefix := redistest.MustClient(b)
+				c = msgredis.NewCache(rc, msgredis.CacheConfig{Prefix: prefix})
+			case "hot+redis":
 				rc, prefix := redistest.MustClient(b)
 				nc := bustest.MustConnect(b, bustest.MustServer(b))
 				var err error
