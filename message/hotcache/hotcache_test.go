@@ -3,6 +3,7 @@ package hotcache
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -377,5 +379,36 @@ func TestInvalidInput(t *testing.T) {
 	}
 	if n := val(c.m.sent); n != 0 {
 		t.Fatalf("%v invalidations sent for refused writes", n)
+	}
+}
+
+// TestInnerUnavailable: with Redis down, reads and writes through the
+// layer fail with the inner cache's Unavailable (the caller reads the
+// store), and writes still tell the other nodes.
+func TestInnerUnavailable(t *testing.T) {
+	ctx := t.Context()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	rc := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { rc.Close() })
+	nc := bustest.MustConnect(t, bustest.MustServer(t))
+	c := mustNew(t, msgredis.NewCache(rc, msgredis.CacheConfig{}), nc, Config{Threshold: 1})
+	for range 3 {
+		if _, _, err := c.Latest(ctx, 1, 10); guildhall.KindOf(err) != guildhall.Unavailable {
+			t.Fatalf("Latest: %v, want Unavailable", err)
+		}
+	}
+	if err := c.Add(ctx, msg(1, 1, "x")); guildhall.KindOf(err) != guildhall.Unavailable {
+		t.Fatalf("Add: %v, want Unavailable", err)
+	}
+	if n := val(c.m.sent); n != 1 {
+		t.Fatalf("%v invalidations sent, want 1", n)
+	}
+	if n := val(c.m.reads.WithLabelValues("central", "error")); n != 3 {
+		t.Fatalf("%v central errors counted, want 3", n)
 	}
 }
