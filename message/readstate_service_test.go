@@ -265,7 +265,7 @@ func TestReadStatesPermissions(t *testing.T) {
 func TestReadStatesMentions(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *rsEnv) {
 		ctx := t.Context()
-		r, err := e.roles.CreateRole(ctx, e.owner.ID, e.srv.ID, role.RoleUpdate{Name: ptr("mods"), Mentionable: ptr(true)})
+		r, err := e.roles.CreateRole(ctx, e.owner.ID, e.srv.ID, role.RoleUpdate{Name: refOf("mods"), Mentionable: refOf(true)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +310,7 @@ func TestReadStatesMentions(t *testing.T) {
 	})
 }
 
-func ptr[T any](v T) *T { return &v }
+func refOf[T any](v T) *T { return &v }
 
 // TestReadStatesRebuild: counters that lost everything (a Redis restart,
 // a new process) are rebuilt: heads from the message store, positions
