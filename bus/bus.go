@@ -40,6 +40,10 @@ const (
 	// Subscription service → all link nodes (empty payload): send a full
 	// heartbeat now. Sent by a subscription service that just started.
 	LinkSnapshotRequest = "gh.link.snapshot"
+
+	// Any node → every node's hot history layer (message/hotcache):
+	// pb.CacheInvalidation, the channels whose cached history changed.
+	MessageCacheInvalidate = "gh.message.cache.invalidate"
 )
 
 // LinkDeliver is the subject a link node receives its pb.Delivery on.

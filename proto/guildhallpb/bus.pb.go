@@ -664,6 +664,62 @@ func (x *MessageReply) GetError() *Error {
 	return nil
 }
 
+// CacheInvalidation tells every node's hot history layer (message/hotcache)
+// that the cached history of some channels changed, so each node drops its
+// local copies of them. Subject bus.MessageCacheInvalidate.
+type CacheInvalidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin is the node that made the change; it ignores its own.
+	Origin        string   `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	ChannelIds    []uint64 `protobuf:"varint,2,rep,packed,name=channel_ids,json=channelIds,proto3" json:"channel_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheInvalidation) Reset() {
+	*x = CacheInvalidation{}
+	mi := &file_bus_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheInvalidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheInvalidation) ProtoMessage() {}
+
+func (x *CacheInvalidation) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheInvalidation.ProtoReflect.Descriptor instead.
+func (*CacheInvalidation) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CacheInvalidation) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *CacheInvalidation) GetChannelIds() []uint64 {
+	if x != nil {
+		return x.ChannelIds
+	}
+	return nil
+}
+
 var File_bus_proto protoreflect.FileDescriptor
 
 const file_bus_proto_rawDesc = "" +
@@ -717,7 +773,11 @@ const file_bus_proto_rawDesc = "" +
 	"channel_id\x18\x02 \x01(\x04R\tchannelId\"j\n" +
 	"\fMessageReply\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.guildhall.v1.MessageR\amessage\x12)\n" +
-	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05errorB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
+	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05error\"L\n" +
+	"\x11CacheInvalidation\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1f\n" +
+	"\vchannel_ids\x18\x02 \x03(\x04R\n" +
+	"channelIdsB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
 
 var (
 	file_bus_proto_rawDescOnce sync.Once
@@ -731,7 +791,7 @@ func file_bus_proto_rawDescGZIP() []byte {
 	return file_bus_proto_rawDescData
 }
 
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_bus_proto_goTypes = []any{
 	(*LinkHeartbeat)(nil),        // 0: guildhall.v1.LinkHeartbeat
 	(*ChannelCount)(nil),         // 1: guildhall.v1.ChannelCount
@@ -744,16 +804,17 @@ var file_bus_proto_goTypes = []any{
 	(*DeleteMessageRequest)(nil), // 8: guildhall.v1.DeleteMessageRequest
 	(*TypingRequest)(nil),        // 9: guildhall.v1.TypingRequest
 	(*MessageReply)(nil),         // 10: guildhall.v1.MessageReply
-	(*Event)(nil),                // 11: guildhall.v1.Event
-	(*Message)(nil),              // 12: guildhall.v1.Message
-	(*Error)(nil),                // 13: guildhall.v1.Error
+	(*CacheInvalidation)(nil),    // 11: guildhall.v1.CacheInvalidation
+	(*Event)(nil),                // 12: guildhall.v1.Event
+	(*Message)(nil),              // 13: guildhall.v1.Message
+	(*Error)(nil),                // 14: guildhall.v1.Error
 }
 var file_bus_proto_depIdxs = []int32{
 	1,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
 	2,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
-	11, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
-	12, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
-	13, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
+	12, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
+	13, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
+	14, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
 	5,  // [5:5] is the sub-list for method output_type
 	5,  // [5:5] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
@@ -774,7 +835,7 @@ func file_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
