@@ -67,9 +67,13 @@ func newRSEnv(t *testing.T, withReadStates bool) *rsEnv {
 		Roles:    roles,
 	}
 	if withReadStates {
-		s.ReadStates = message.NewReadStates(message.ReadStatesConfig{
+		rs, err := message.NewReadStates(message.ReadStatesConfig{
 			Access: res, Messages: store, Roles: rstore, Counters: counters, Store: durable,
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ReadStates = rs
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(s, nil).Handler())

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	guildhall "github.com/guildhall/guildhall"
 )
 
@@ -169,6 +171,9 @@ type ReadStatesConfig struct {
 	Notifier ReadNotifier
 	// Log receives what goes wrong off the request path; nil discards.
 	Log *slog.Logger
+	// Registerer receives the service's metrics (see NewReadStates); nil
+	// registers none.
+	Registerer prometheus.Registerer
 }
 
 // CheckReadPosition is the validation every ReadStateStore applies before
