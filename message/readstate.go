@@ -189,3 +189,31 @@ func CheckReadPosition(userID uint64, p ReadPosition) error {
 	}
 	return nil
 }
+
+// CheckCounted validates a message given to UnreadCounters.Accepted: a
+// channel and a seq are needed (Invalid otherwise), and only the first
+// MaxMentions users and roles it mentions are counted (Send refuses more;
+// this keeps the counters' work bounded whatever they are given). It
+// returns the mentions to count.
+func CheckCounted(op string, m Message) (Mentions, error) {
+	if m.ChannelID == 0 || m.Seq == 0 {
+		return Mentions{}, guildhall.E(op, guildhall.Invalid, "a counted message needs a channel and a seq")
+	}
+	mn := m.Mentions
+	if len(mn.Users) > MaxMentions {
+		mn.Users = mn.Users[:MaxMentions]
+	}
+	if len(mn.Users)+len(mn.Roles) > MaxMentions {
+		mn.Roles = mn.Roles[:MaxMentions-len(mn.Users)]
+	}
+	return mn, nil
+}
+
+// CheckAck validates a position given to UnreadCounters.Ack: channel,
+// seq and ID non-zero.
+func CheckAck(op string, p ReadPosition) error {
+	if p.ChannelID == 0 || p.Seq == 0 || p.ID == 0 {
+		return guildhall.E(op, guildhall.Invalid, "a read position needs a channel, a seq and a message ID")
+	}
+	return nil
+}

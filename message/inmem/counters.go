@@ -151,6 +151,11 @@ func addSeq(s []uint64, seq uint64, bound int) []uint64 {
 
 // Accepted implements message.Counters.
 func (c *Counters) Accepted(_ context.Context, m message.Message) error {
+	mentions, err := message.CheckCounted("message/inmem.Accepted", m)
+	if err != nil {
+		return err
+	}
+	m.Mentions = mentions
 	sh := &c.chans[ctrShard(m.ChannelID)]
 	sh.mu.Lock()
 	st := c.channel(sh, m.ChannelID, true)
@@ -211,6 +216,9 @@ func (c *Counters) raise(userID uint64, p message.ReadPosition) (message.ReadPos
 
 // Ack implements message.UnreadCounters.
 func (c *Counters) Ack(_ context.Context, userID uint64, p message.ReadPosition) (message.ReadPosition, bool, error) {
+	if err := message.CheckAck("message/inmem.Ack", p); err != nil {
+		return message.ReadPosition{}, false, err
+	}
 	got, moved := c.raise(userID, p)
 	return got, moved, nil
 }

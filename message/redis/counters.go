@@ -210,6 +210,11 @@ const (
 // the channel's server.
 func (c *Counters) Accepted(ctx context.Context, m message.Message) error {
 	const op = "message/redis.Accepted"
+	mentions, err := message.CheckCounted(op, m)
+	if err != nil {
+		return err
+	}
+	m.Mentions = mentions
 	keys := make([]string, 2, 3+len(m.Mentions.Users)+len(m.Mentions.Roles))
 	keys[0], keys[1] = c.headKey(m.ChannelID), c.userKey(m.AuthorID)
 	if m.Mentions.Everyone {
@@ -225,7 +230,7 @@ func (c *Counters) Accepted(ctx context.Context, m message.Message) error {
 	if m.AuthorID != 0 {
 		author = "1"
 	}
-	err := acceptedScript.Run(ctx, c.rc, keys, ctrID(m.Seq), ctrID(m.ID), ctrID(m.ChannelID), c.cfg.MentionBound, c.ttl, author).Err()
+	err = acceptedScript.Run(ctx, c.rc, keys, ctrID(m.Seq), ctrID(m.ID), ctrID(m.ChannelID), c.cfg.MentionBound, c.ttl, author).Err()
 	return ctrErr(op, err)
 }
 
@@ -238,6 +243,9 @@ func (c *Counters) RaiseHead(ctx context.Context, channelID, seq uint64) error {
 // Ack implements message.UnreadCounters.
 func (c *Counters) Ack(ctx context.Context, userID uint64, p message.ReadPosition) (message.ReadPosition, bool, error) {
 	const op = "message/redis.Ack"
+	if err := message.CheckAck(op, p); err != nil {
+		return message.ReadPosition{}, false, err
+	}
 	res, err := ackScript.Run(ctx, c.rc, []string{c.userKey(userID)}, ctrID(p.ChannelID), ctrID(p.Seq), ctrID(p.ID), c.ttl).Slice()
 	if err != nil {
 		return message.ReadPosition{}, false, ctrErr(op, err)
