@@ -152,3 +152,46 @@ func unlinkPrefix(b *testing.B, rc *goredis.Client, prefix string) {
 		}
 	}
 }
+
+// BenchmarkLoad measures Counters.Load for a user's READY: 500 channels
+// (one server's maximum), 3 roles each, every channel with a head, a
+// position and a few mentions.
+func BenchmarkLoad(b *testing.B) {
+	rc, prefix := redistest.MustClient(b)
+	ctx := context.Background()
+	c := msgredis.NewCounters(rc, msgredis.CountersConfig{Prefix: prefix})
+	const user, channels = 42, 500
+	qs := make([]message.CounterQuery, channels)
+	for i := range qs {
+		ch := uint64(i + 1)
+		qs[i] = message.CounterQuery{ChannelID: ch, Roles: []uint64{7, 8, 9}}
+		for seq := uint64(1); seq <= 10; seq++ {
+			m := message.Message{ID: seq, ChannelID: ch, AuthorID: 1, Seq: seq,
+				Mentions: message.Mentions{Users: []uint64{user}, Roles: []uint64{8}, Everyone: seq%5 == 0}}
+			if err := c.Accepted(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, _, err := c.Ack(ctx, user, message.ReadPosition{ChannelID: ch, Seq: 4, ID: 4}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var hook cmdCounter
+	opt := *rc.Options()
+	client := goredis.NewClient(&opt)
+	defer client.Close()
+	client.AddHook(&hook)
+	c = msgredis.NewCounters(client, msgredis.CountersConfig{Prefix: prefix})
+	b.ResetTimer()
+	for range b.N {
+		st, err := c.Load(ctx, user, qs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st[0].Mentions != 6 || st[0].Head != 10 {
+			b.Fatalf("state %+v", st[0])
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(hook.n.Load())/float64(b.N), "cmds/op")
+}
