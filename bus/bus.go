@@ -46,6 +46,19 @@ const (
 	MessageCacheInvalidate = "gh.message.cache.invalidate"
 )
 
+// UserReadState is the subject of a user's read-state notices
+// (pb.ReadStateNotice): every link node holding a session of the user
+// passes them on. Link nodes listen on UserReadStateAll.
+func UserReadState(userID uint64) string { return fmt.Sprintf("gh.user.%d.readstate", userID) }
+
+// UserReadStateAll matches UserReadState of every user.
+const UserReadStateAll = "gh.user.*.readstate"
+
+// LinkSession is the subject a link node answers session takeovers on
+// (pb.SessionTakeover, reply pb.SessionHandover): a node resuming a session
+// asks the node that held it.
+func LinkSession(nodeID string) string { return "gh.link." + nodeID + ".session" }
+
 // LinkDeliver is the subject a link node receives its pb.Delivery on.
 func LinkDeliver(nodeID string) string { return "gh.link." + nodeID + ".deliver" }
 
