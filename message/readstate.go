@@ -152,7 +152,8 @@ type MemberRoles interface {
 }
 
 // ReadNotifier hears about a user's read position moving, so the gateway
-// can tell the user's other sessions.
+// can tell the user's other sessions. Concurrent acks may be heard in
+// either order: a receiver keeps the state with the highest LastReadSeq.
 type ReadNotifier interface {
 	Acked(ctx context.Context, userID uint64, rs ReadState)
 }

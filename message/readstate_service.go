@@ -200,6 +200,7 @@ func (r *ReadStates) load(ctx context.Context, userID uint64, chans []visible) (
 			return nil, err
 		}
 		r.fills.Inc()
+		r.log.DebugContext(ctx, "read positions filled from the durable store", "user", userID, "positions", len(ps))
 		sub := make([]CounterQuery, len(missing))
 		for j, i := range missing {
 			sub[j] = qs[i]
