@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -350,10 +351,22 @@ func parsePosition(ch uint64, v string) (message.ReadPosition, bool) {
 	return message.ReadPosition{ChannelID: ch, Seq: seq, ID: n}, true
 }
 
-// wrap makes a Redis failure Unavailable: the caller may retry.
+// ctrErr turns a Redis error into a guildhall error: an error reply of a
+// server that works (a wrong key type, a script bug) is Internal; one of a
+// server that cannot serve now (LOADING, BUSY, READONLY, ...) and every
+// other failure (refused, timed out, closed, cancelled) is Unavailable:
+// the caller may retry.
 func ctrErr(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	var reply goredis.Error
+	if errors.As(err, &reply) && !errors.Is(err, goredis.ErrClosed) {
+		switch code, _, _ := strings.Cut(reply.Error(), " "); code {
+		case "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS":
+		default:
+			return guildhall.Wrap(op, err)
+		}
 	}
 	return &guildhall.Error{Op: op, Kind: guildhall.Unavailable, Msg: "the counters are unavailable, retry", Err: err}
 }
