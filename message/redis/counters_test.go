@@ -1,13 +1,12 @@
 package redis_test
 
 import (
+	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	guildhall "github.com/guildhall/guildhall"
-	"testing"
-
 	"github.com/guildhall/guildhall/internal/redisdb/redistest"
 	"github.com/guildhall/guildhall/message"
 	msgredis "github.com/guildhall/guildhall/message/redis"
