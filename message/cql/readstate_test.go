@@ -2,7 +2,6 @@ package cql_test
 
 import (
 	"sync"
-
 	"testing"
 
 	"github.com/guildhall/guildhall/internal/cqldb/cqltest"
