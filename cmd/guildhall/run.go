@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,22 +16,17 @@ import (
 	"sync"
 	"time"
 
-	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/guildhall/guildhall/api"
 	"github.com/guildhall/guildhall/audit"
-	auditpebble "github.com/guildhall/guildhall/audit/pebble"
 	"github.com/guildhall/guildhall/bus"
 	"github.com/guildhall/guildhall/link"
 	"github.com/guildhall/guildhall/member"
-	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	"github.com/guildhall/guildhall/message/natsrpc"
-	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/role"
-	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 	"github.com/guildhall/guildhall/subscribe"
 )
@@ -41,11 +37,14 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	ns   *server.Server
-	nc   *nats.Conn
-	db   *pebbledb.DB
-	ln   net.Listener
-	http *http.Server
+	// Stdout receives the migrate command's report (default os.Stdout).
+	Stdout io.Writer
+
+	ns     *server.Server
+	nc     *nats.Conn
+	stores *stores
+	ln     net.Listener
+	http   *http.Server
 
 	link    *link.Node
 	sub     *subscribe.Service
@@ -71,7 +70,16 @@ func (d linkDirectory) CanView(ctx context.Context, userID, channelID uint64) (u
 
 // NewMain returns a Main with the default configuration.
 func NewMain() *Main {
-	return &Main{Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	return &Main{Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Stdout: os.Stdout}
+}
+
+// NATSURL is the client URL of the embedded NATS server when it listens
+// (--nats-listen), for other processes' --nats-url; empty otherwise.
+func (m *Main) NATSURL() string {
+	if m.ns == nil || m.Config.NATSListen == "" {
+		return ""
+	}
+	return m.ns.ClientURL()
 }
 
 // Addr is the address HTTP listens on (useful with port 0).
@@ -80,6 +88,17 @@ func (m *Main) Addr() string {
 		return ""
 	}
 	return m.ln.Addr().String()
+}
+
+// natsWhere says which NATS this process uses, for the log.
+func (m *Main) natsWhere() string {
+	switch {
+	case m.Config.NATSURL != "":
+		return m.Config.NATSURL
+	case m.NATSURL() != "":
+		return "embedded, listening on " + m.NATSURL()
+	}
+	return "embedded, in-process only"
 }
 
 // LinkID is the bus ID of this process's link node, if it runs one.
@@ -102,13 +121,19 @@ func (m *Main) setupLog() {
 }
 
 // Run starts every configured role and returns once they serve. On error,
-// call Close to release what was started.
+// call Close to release what was started. For the migrate command it
+// applies the migrations, reports them on m.Stdout, and returns.
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	m.setupLog()
+	if c.Command == CommandMigrate {
+		return m.migrate(ctx, m.Stdout)
+	}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
-	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if c.Store == StoreEmbedded || c.NATSURL == "" {
+		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
 	}
 	if err := m.connectBus(); err != nil {
 		return err
@@ -134,19 +159,27 @@ func (m *Main) Run(ctx context.Context) error {
 		auditLog *audit.Log
 	)
 	if needStore {
-		m.db, err = pebbledb.Open(filepath.Join(c.DataDir, "store"), &pebbledb.Options{Logger: pebbleLog{m.Log.With("component", "pebble")}})
-		if err != nil {
-			return fmt.Errorf("open store in %s: %w (is another guildhall using this --data-dir?)", c.DataDir, err)
+		if c.Store == StoreCQL {
+			m.stores, err = m.openDistributed(ctx)
+		} else {
+			m.stores, err = m.openEmbedded()
 		}
-		mstore := memberpebble.New(m.db)
-		rstore = rolepebble.New(m.db)
-		auditLog = audit.NewLog(auditpebble.New(m.db), ids, nil, m.Log.With("component", "audit"), c.AuditRetention)
-		resolver = role.NewResolver(rstore, member.NewDirectory(mstore))
+		if err != nil {
+			return err
+		}
+		st := m.stores
+		rstore = st.roles
+		auditLog = audit.NewLog(st.audit, ids, nil, m.Log.With("component", "audit"), c.AuditRetention)
+		resolver = role.NewResolver(rstore, member.NewDirectory(st.members))
 		roles = role.NewService(rstore, resolver, ids, auditLog)
-		members = member.NewService(mstore, roles, ids, nil, member.Config{Audit: auditLog})
-		messages = messagepebble.New(m.db)
+		members = member.NewService(st.members, roles, ids, nil, member.Config{Audit: auditLog})
+		messages = st.messages
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
+	} else if c.Store == StoreCQL && c.Migrate {
+		if err := m.migrate(ctx, logWriter{m}); err != nil {
+			return err
+		}
 	}
 
 	if c.has(RoleSubscribe) {
@@ -230,6 +263,9 @@ func (m *Main) connectBus() error {
 		if err != nil {
 			return fmt.Errorf("--nats-listen port %q: %w", port, err)
 		}
+		if p == 0 {
+			p = -1 // any free port (bus.EmbeddedConfig's 0 means no listener)
+		}
 		cfg.Host, cfg.Port = host, p
 	}
 	ns, err := bus.StartEmbedded(cfg)
@@ -282,9 +318,9 @@ func (m *Main) Close(ctx context.Context) error {
 		m.nc.Close()
 		m.nc = nil
 	}
-	if m.db != nil {
-		errs = append(errs, m.db.Close())
-		m.db = nil
+	if m.stores != nil {
+		errs = append(errs, m.stores.Close())
+		m.stores = nil
 	}
 	if m.ns != nil {
 		m.ns.Shutdown()
