@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -283,6 +284,40 @@ func distributedScenario(t *testing.T, baseA, baseB, gatewayB string) {
 	}
 }
 
+var build struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// mustBuild builds the guildhall binary once per test run and returns its
+// path; TestMain removes it.
+func mustBuild(tb testing.TB) string {
+	tb.Helper()
+	build.once.Do(func() {
+		if build.dir, build.err = os.MkdirTemp("", "guildhall-bin-"); build.err != nil {
+			return
+		}
+		build.bin = filepath.Join(build.dir, "guildhall")
+		if out, err := exec.Command("go", "build", "-o", build.bin, ".").CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		tb.Fatal(build.err)
+	}
+	return build.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		_ = os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
 // freePort returns a loopback address nothing listens on right now.
 func freePort(tb testing.TB) string {
 	tb.Helper()
@@ -304,10 +339,7 @@ func TestDistributedProcesses(t *testing.T) {
 	}
 	hosts, redisAddr, ks := distributedDeps(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "guildhall")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := mustBuild(t)
 	env := append(os.Environ(), "GUILDHALL_STORE=cql", "GUILDHALL_CQL_HOSTS="+hosts, "GUILDHALL_CQL_KEYSPACE="+ks,
 		"GUILDHALL_REDIS_ADDR="+redisAddr, "GUILDHALL_CQL_TIMEOUT=30s", "GUILDHALL_LOG_LEVEL=warn")
 
@@ -369,4 +401,76 @@ func waitHealthy(tb testing.TB, addr string) {
 		}
 		return nil
 	})
+}
+
+// TestLocalClusterScript runs deploy/local-cluster.sh: five guildhall
+// processes (hub with the embedded NATS, a second message process, api,
+// two links) on a fresh keyspace, the distributed scenario through api and
+// the second link, then stop, after which status reports nothing running.
+func TestLocalClusterScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary, runs five processes")
+	}
+	hosts, redisAddr, ks := distributedDeps(t)
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("deploy/local-cluster.sh needs %s: %v", tool, err)
+		}
+	}
+	script := filepath.Join("..", "..", "deploy", "local-cluster.sh")
+	dir := t.TempDir()
+	run := func(env []string, arg string) (string, error) {
+		cmd := exec.Command("bash", script, arg)
+		cmd.Env = env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil {
+			t.Logf("local-cluster.sh %s: %v\n%s", arg, err, stderr.String())
+		}
+		return stdout.String(), err
+	}
+	var env []string
+	var out string
+	for attempt := 0; ; attempt++ {
+		// The script takes five consecutive HTTP ports from the base.
+		_, base, _ := net.SplitHostPort(freePort(t))
+		_, natsPort, _ := net.SplitHostPort(freePort(t))
+		env = append(os.Environ(), "CQL_HOSTS="+hosts, "REDIS_ADDR="+redisAddr, "GUILDHALL_CLUSTER_KEYSPACE="+ks,
+			"GUILDHALL_CLUSTER_BIN="+mustBuild(t), "GUILDHALL_CLUSTER_DIR="+dir, "GUILDHALL_CLUSTER_PORT="+base, "GUILDHALL_CLUSTER_NATS_PORT="+natsPort)
+		var err error
+		if out, err = run(env, "start"); err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatal("local-cluster.sh start failed")
+		}
+	}
+	t.Cleanup(func() { _, _ = run(env, "stop") })
+	vars := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		vars[k] = v
+	}
+	api := strings.TrimSuffix(vars["API"], "/api/v1")
+	gateways := strings.Split(vars["GATEWAYS"], ",")
+	if api == "" || len(gateways) != 2 {
+		t.Fatalf("start printed %q", out)
+	}
+	if _, err := run(env, "status"); err != nil {
+		t.Fatal("status after start:", err)
+	}
+	link2 := strings.TrimSuffix(strings.TrimPrefix(gateways[1], "ws://"), "/gateway")
+	distributedScenario(t, api, api, link2)
+
+	if _, err := run(env, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	status := exec.Command("bash", script, "status")
+	status.Env = env
+	if err := status.Run(); err == nil {
+		t.Fatal("status after stop says everything runs")
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("status after stop: %v, want exit 3", err)
+	}
 }
