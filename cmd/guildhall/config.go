@@ -83,6 +83,7 @@ type RedisConfig struct {
 	Addr     string
 	Password string
 	DB       int
+	Prefix   string // starts every key guildhall writes
 }
 
 func (c Config) has(role string) bool { return slices.Contains(c.Roles, role) }
@@ -130,6 +131,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Redis.Addr, "redis-addr", "", "with --store=cql: Redis host:port (message cache, unread counters)")
 	fs.StringVar(&c.Redis.Password, "redis-password", "", "with --store=cql: Redis password (prefer GUILDHALL_REDIS_PASSWORD)")
 	fs.IntVar(&c.Redis.DB, "redis-db", 0, "with --store=cql: Redis database number")
+	fs.StringVar(&c.Redis.Prefix, "redis-prefix", "gh:", "with --store=cql: prefix of every Redis key guildhall writes (deployments sharing a Redis need different ones)")
 	usage := func() string {
 		var b strings.Builder
 		fs.SetOutput(&b)
@@ -185,7 +187,7 @@ func (c *Config) parseStore(set map[string]bool, hosts, consistency, replication
 		if c.Command == CommandMigrate {
 			return fmt.Errorf("migrate applies CQL migrations: it needs --store=cql (the embedded store has none)")
 		}
-		for _, name := range []string{"migrate", "cql-hosts", "cql-keyspace", "cql-consistency", "cql-replication", "cql-timeout", "cql-username", "cql-password", "redis-addr", "redis-password", "redis-db"} {
+		for _, name := range []string{"migrate", "cql-hosts", "cql-keyspace", "cql-consistency", "cql-replication", "cql-timeout", "cql-username", "cql-password", "redis-addr", "redis-password", "redis-db", "redis-prefix"} {
 			if set[name] {
 				return fmt.Errorf("--%s is for --store=cql (the store is embedded)", name)
 			}

@@ -271,17 +271,54 @@ func distributedScenario(t *testing.T, baseA, baseB, gatewayB string) {
 	}
 	// Bob answers over B's gateway.
 	g.write(&pb.Frame{Ref: "m1", Body: &pb.Frame_SendMessage{SendMessage: &pb.SendMessage{ChannelId: parseID(t, general), Content: "hi", Nonce: "g1"}}})
-	for acked := false; !acked; {
+	var third uint64
+	for third == 0 {
 		f := g.read()
-		acked = f.Ref == "m1" && f.GetSent().GetMessage().GetSeq() == 3
-		if f.Ref == "m1" && !acked {
-			t.Fatalf("send over B's gateway: %v", f)
+		if f.Ref == "m1" {
+			if f.GetSent().GetMessage().GetSeq() != 3 {
+				t.Fatalf("send over B's gateway: %v", f)
+			}
+			third = f.GetSent().GetMessage().GetId()
 		}
 	}
 	alice.do("GET", "/channels/"+general+"/messages?limit=1", nil, 200, &hist)
 	if len(hist) != 1 || hist[0].Content != "hi" {
 		t.Fatalf("history through A %+v", hist)
 	}
+
+	// Read states are shared too: alice sent seqs 1 and 2 (so read up to
+	// 2), bob's 3 is unread for her, through either process.
+	readState := func(c *client) readStateJSON {
+		t.Helper()
+		var page struct {
+			ReadStates []readStateJSON `json:"read_states"`
+		}
+		c.do("GET", "/users/@me/read-states?server_id="+srv.ID, nil, 200, &page)
+		for _, rs := range page.ReadStates {
+			if rs.ChannelID == general {
+				return rs
+			}
+		}
+		t.Fatalf("no read state for %s: %+v", general, page)
+		return readStateJSON{}
+	}
+	if rs := readState(aliceB); rs.LastSeq != 3 || rs.LastReadSeq != 2 || rs.Unread != 1 {
+		t.Fatalf("alice's read state through B %+v", rs)
+	}
+	alice.do("POST", "/channels/"+general+"/ack", map[string]string{"message_id": fmt.Sprint(third)}, 200, nil)
+	if rs := readState(aliceB); rs.LastReadSeq != 3 || rs.Unread != 0 {
+		t.Fatalf("alice's read state through B after acking through A %+v", rs)
+	}
+	if rs := readState(bob); rs.LastSeq != 3 || rs.Unread != 0 {
+		t.Fatalf("bob's read state %+v", rs)
+	}
+}
+
+type readStateJSON struct {
+	ChannelID   string `json:"channel_id"`
+	LastReadSeq uint64 `json:"last_read_seq"`
+	LastSeq     uint64 `json:"last_seq"`
+	Unread      uint64 `json:"unread_count"`
 }
 
 var build struct {

@@ -68,6 +68,31 @@ func (d linkDirectory) CanView(ctx context.Context, userID, channelID uint64) (u
 	return d.res.CanView(ctx, userID, channelID)
 }
 
+// linkReads gives a link node the read-state service in its own types.
+type linkReads struct{ r *message.ReadStates }
+
+func (l linkReads) Ack(ctx context.Context, userID, channelID, messageID uint64) (link.ReadState, error) {
+	rs, err := l.r.Ack(ctx, userID, channelID, messageID)
+	return link.ReadState(rs), err
+}
+
+func (l linkReads) List(ctx context.Context, userID uint64, channelIDs []uint64) ([]link.ReadState, error) {
+	list, err := l.r.List(ctx, userID, channelIDs)
+	out := make([]link.ReadState, len(list))
+	for i, rs := range list {
+		out[i] = link.ReadState(rs)
+	}
+	return out, err
+}
+
+// readNotifier tells every link node (link.Notifier, over NATS) that a
+// user's read position moved.
+type readNotifier struct{ n *link.Notifier }
+
+func (r readNotifier) Acked(ctx context.Context, userID uint64, rs message.ReadState) {
+	r.n.Acked(ctx, userID, link.ReadState(rs))
+}
+
 // NewMain returns a Main with the default configuration.
 func NewMain() *Main {
 	return &Main{Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Stdout: os.Stdout}
@@ -157,6 +182,7 @@ func (m *Main) Run(ctx context.Context) error {
 		rstore   role.Store
 		roles    *role.Service
 		auditLog *audit.Log
+		reads    *message.ReadStates
 	)
 	if needStore {
 		if c.Store == StoreCQL {
@@ -174,6 +200,15 @@ func (m *Main) Run(ctx context.Context) error {
 		roles = role.NewService(rstore, resolver, ids, auditLog)
 		members = member.NewService(st.members, roles, ids, nil, member.Config{Audit: auditLog})
 		messages = st.messages
+		reads = message.NewReadStates(message.ReadStatesConfig{
+			Access:   resolver,
+			Messages: messages,
+			Roles:    rstore,
+			Counters: st.counters,
+			Store:    st.readStates,
+			Notifier: readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
+			Log:      m.Log.With("component", "readstates"),
+		})
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
 	} else if c.Store == StoreCQL && c.Migrate {
@@ -191,7 +226,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
-		svc := message.NewService(messages, resolver, natsrpc.NewFanout(m.nc, m.view, rstore), ids, nil, m.Log.With("role", RoleMessage))
+		stored := acceptedStore{messages, m.stores.counters, m.Log.With("role", RoleMessage)} // WIRE(sendpath)
+		svc := message.NewService(stored, resolver, natsrpc.NewFanout(m.nc, m.view, rstore), ids, nil, m.Log.With("role", RoleMessage))
 		if m.msgSrv, err = natsrpc.Serve(m.nc, svc, m.Log.With("role", RoleMessage), natsrpc.ServerConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
@@ -209,11 +245,12 @@ func (m *Main) Run(ctx context.Context) error {
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
 		mux.Handle("/api/v1/", api.New(api.Services{
-			Members:  members,
-			Messages: client,
-			History:  message.NewReader(messages, resolver),
-			Roles:    roles,
-			Audit:    auditLog,
+			Members:    members,
+			Messages:   client,
+			History:    message.NewReader(messages, resolver),
+			Roles:      roles,
+			Audit:      auditLog,
+			ReadStates: reads,
 		}, m.Log.With("role", RoleAPI)).Handler())
 	}
 	if c.has(RoleLink) {
@@ -223,6 +260,8 @@ func (m *Main) Run(ctx context.Context) error {
 			OriginPatterns:    c.AllowedOrigins,
 			Compression:       c.Compression,
 			SmallServer:       smallServer(c.SmallServer),
+			ReadStates:        linkReads{reads},
+			Roles:             rstore,
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -22,7 +23,9 @@ import (
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	messagecql "github.com/guildhall/guildhall/message/cql"
+	messageinmem "github.com/guildhall/guildhall/message/inmem"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
+	messageredis "github.com/guildhall/guildhall/message/redis"
 	"github.com/guildhall/guildhall/role"
 	rolecql "github.com/guildhall/guildhall/role/cql"
 	rolepebble "github.com/guildhall/guildhall/role/pebble"
@@ -37,14 +40,18 @@ type stores struct {
 	roles    role.Store
 	audit    audit.Store
 	messages message.Store
-
-	// WIRE(cache): message.Cache — message/inmem in openEmbedded,
-	// message/redis on s.redis in openDistributed.
-	// WIRE(unread): unread counters (message.Counters) — inmem / redis.
-	// WIRE(readstate): the read-state store — pebble on s.db / cql on s.cql
-	// (and its migrations in cqlComponents).
-	// WIRE(persist): the JetStream persister that moves the send stream
-	// into s.messages; started in Run, owned by Main.
+	// cache is the central cache of recent history: message/inmem or
+	// message/redis. WIRE(sendpath): nothing reads it yet; hand it to the
+	// message service and reader (message.Config.Cache) when they take it.
+	cache message.Cache
+	// counters are the unread heads, positions and mention sets:
+	// message/inmem or message/redis.
+	counters message.UnreadCounters
+	// readStates holds read positions durably: message/pebble or
+	// message/cql.
+	readStates message.ReadStateStore
+	// WIRE(persist): the JetStream persister that moves the send log into
+	// messages; started in Run, owned by Main.
 
 	// What the implementations above sit on; nil/zero when unused.
 	db    *pebbledb.DB    // embedded
@@ -76,11 +83,12 @@ func (m *Main) openEmbedded() (*stores, error) {
 		roles:    rolepebble.New(db),
 		audit:    auditpebble.New(db),
 		messages: messagepebble.New(db),
-		close:    []func() error{db.Close},
+		// One process: the cache and counters live in its memory.
+		cache:      messageinmem.New(messageinmem.Config{}),
+		counters:   messageinmem.NewCounters(messageinmem.CountersConfig{}),
+		readStates: messagepebble.NewReadStates(db),
+		close:      []func() error{db.Close},
 	}
-	// WIRE(cache): s.cache = messageinmem.NewCache(...)
-	// WIRE(unread): s.counters = messageinmem.NewCounters(...)
-	// WIRE(readstate): s.readStates = readstatepebble.New(db)
 	return s, nil
 }
 
@@ -115,9 +123,9 @@ func (m *Main) openDistributed(ctx context.Context) (*stores, error) {
 	s.roles = rolecql.New(session)
 	s.audit = auditcql.New(session)
 	s.messages = messagecql.New(session)
-	// WIRE(cache): s.cache = messageredis.NewCache(s.redis, ...)
-	// WIRE(unread): s.counters = messageredis.NewCounters(s.redis, ...)
-	// WIRE(readstate): s.readStates = readstatecql.New(session)
+	s.cache = messageredis.NewCache(s.redis, messageredis.CacheConfig{Prefix: c.Redis.Prefix})
+	s.counters = messageredis.NewCounters(s.redis, messageredis.CountersConfig{Prefix: c.Redis.Prefix})
+	s.readStates = messagecql.NewReadStates(session)
 	return s, nil
 }
 
@@ -131,7 +139,7 @@ var cqlComponents = []struct {
 	{rolecql.Component, rolecql.Migrations},
 	{auditcql.Component, auditcql.Migrations},
 	{messagecql.Component, messagecql.Migrations},
-	// WIRE(readstate): {readstatecql.Component, readstatecql.Migrations},
+	{messagecql.ReadStatesComponent, messagecql.ReadStatesMigrations},
 }
 
 func (m *Main) cqlConfig(mustExist bool) cqldb.Config {
@@ -206,4 +214,26 @@ type logWriter struct{ m *Main }
 func (l logWriter) Write(p []byte) (int, error) {
 	l.m.Log.Info("migrate: " + strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// acceptedStore tells the unread counters about every message it stores,
+// so channel heads follow sends. WIRE(sendpath): remove it once
+// message.NewService takes Counters itself (the durable send path calls
+// Accepted, with the message's mentions).
+type acceptedStore struct {
+	message.Store
+	counters message.Counters
+	log      *slog.Logger
+}
+
+func (s acceptedStore) Insert(ctx context.Context, m message.Message) error {
+	if err := s.Store.Insert(ctx, m); err != nil {
+		return err
+	}
+	// The message is stored; a counter that missed it is rebuilt from the
+	// store's head (RaiseHead) when the cache loses it.
+	if err := s.counters.Accepted(ctx, m); err != nil {
+		s.log.Warn("unread counters missed a message", "channel", m.ChannelID, "seq", m.Seq, "err", err)
+	}
+	return nil
 }
