@@ -237,6 +237,9 @@ func (c *Config) parseStore(set map[string]bool, hosts, consistency, replication
 	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
 		return fmt.Errorf("--redis-addr %q: want host:port (%v)", c.Redis.Addr, err)
 	}
+	if c.Redis.Prefix == "" {
+		return fmt.Errorf("--redis-prefix must not be empty")
+	}
 	if c.Redis.DB < 0 {
 		return fmt.Errorf("--redis-db %d: want 0 or more", c.Redis.DB)
 	}

@@ -92,6 +92,7 @@ func TestParseFlagsStore(t *testing.T) {
 		{append(cql, "--cql-password", "x"), "--cql-password needs --cql-username"},
 		{append(cql, "--redis-addr", "nohost"), "--redis-addr"},
 		{append(cql, "--redis-db", "-1"), "--redis-db"},
+		{append(cql, "--redis-prefix", ""), "--redis-prefix"},
 	} {
 		err := NewMain().ParseFlags(tc.args, noEnv)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -107,12 +108,14 @@ func TestParseFlagsStore(t *testing.T) {
 }
 
 // distributedDeps returns the CQL hosts and Redis address of the real
-// servers (skipping, or failing under CI=true, without them) and a fresh
-// keyspace name, dropped when the test ends.
-func distributedDeps(tb testing.TB) (hosts, redisAddr, keyspace string) {
+// servers (skipping, or failing under CI=true, without them), a fresh
+// keyspace name, dropped when the test ends, and a fresh Redis key prefix,
+// whose keys are deleted then.
+func distributedDeps(tb testing.TB) (hosts, redisAddr, keyspace, prefix string) {
 	tb.Helper()
 	hosts = strings.Join(cqltest.Hosts(tb), ",")
 	redisAddr = redistest.Addr(tb)
+	_, prefix = redistest.MustClient(tb)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	keyspace = "t_" + hex.EncodeToString(b)
@@ -128,7 +131,7 @@ func distributedDeps(tb testing.TB) (hosts, redisAddr, keyspace string) {
 			tb.Logf("drop keyspace %s: %v", keyspace, err)
 		}
 	})
-	return hosts, redisAddr, keyspace
+	return hosts, redisAddr, keyspace, prefix
 }
 
 // runMigrate runs the migrate command in-process and returns its report.
@@ -151,12 +154,12 @@ func runMigrate(tb testing.TB, args ...string) (string, error) {
 // and says what to run; guildhall migrate creates the keyspace and applies
 // every component's migrations; run again it applies nothing.
 func TestMigrateCommand(t *testing.T) {
-	hosts, redisAddr, ks := distributedDeps(t)
+	hosts, redisAddr, ks, prefix := distributedDeps(t)
 	cqlFlags := []string{"--cql-hosts", hosts, "--cql-keyspace", ks}
 
 	// The keyspace does not exist: a serving process says so.
 	serve := append([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "warn",
-		"--store", "cql", "--redis-addr", redisAddr, "--nats-listen", "127.0.0.1:0", "--cql-timeout", "30s"}, cqlFlags...)
+		"--store", "cql", "--redis-addr", redisAddr, "--redis-prefix", prefix, "--nats-listen", "127.0.0.1:0", "--cql-timeout", "30s"}, cqlFlags...)
 	m := NewMain()
 	if err := m.ParseFlags(serve, noEnv); err != nil {
 		t.Fatal(err)
@@ -208,8 +211,8 @@ func TestMigrateCommand(t *testing.T) {
 // CQL keyspace, one Redis and one NATS (A's embedded server, which B
 // joins): A runs subscribe, message and api; B runs api and link.
 func TestDistributed(t *testing.T) {
-	hosts, redisAddr, ks := distributedDeps(t)
-	common := []string{"--store", "cql", "--cql-hosts", hosts, "--cql-keyspace", ks, "--redis-addr", redisAddr, "--cql-timeout", "30s"}
+	hosts, redisAddr, ks, prefix := distributedDeps(t)
+	common := []string{"--store", "cql", "--cql-hosts", hosts, "--cql-keyspace", ks, "--redis-addr", redisAddr, "--redis-prefix", prefix, "--cql-timeout", "30s"}
 	a := MustRunMain(t, t.TempDir(), append(common, "--roles", "subscribe,message,api", "--nats-listen", "127.0.0.1:0", "--migrate", "--node-id", "1")...)
 	if a.NATSURL() == "" {
 		t.Fatal("A's embedded NATS does not listen")
@@ -374,11 +377,11 @@ func TestDistributedProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	hosts, redisAddr, ks := distributedDeps(t)
+	hosts, redisAddr, ks, prefix := distributedDeps(t)
 	dir := t.TempDir()
 	bin := mustBuild(t)
 	env := append(os.Environ(), "GUILDHALL_STORE=cql", "GUILDHALL_CQL_HOSTS="+hosts, "GUILDHALL_CQL_KEYSPACE="+ks,
-		"GUILDHALL_REDIS_ADDR="+redisAddr, "GUILDHALL_CQL_TIMEOUT=30s", "GUILDHALL_LOG_LEVEL=warn")
+		"GUILDHALL_REDIS_ADDR="+redisAddr, "GUILDHALL_REDIS_PREFIX="+prefix, "GUILDHALL_CQL_TIMEOUT=30s", "GUILDHALL_LOG_LEVEL=warn")
 
 	migrate := exec.Command(bin, "migrate")
 	migrate.Env = env
@@ -448,7 +451,7 @@ func TestLocalClusterScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary, runs five processes")
 	}
-	hosts, redisAddr, ks := distributedDeps(t)
+	hosts, redisAddr, ks, prefix := distributedDeps(t)
 	for _, tool := range []string{"bash", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("deploy/local-cluster.sh needs %s: %v", tool, err)
@@ -473,7 +476,7 @@ func TestLocalClusterScript(t *testing.T) {
 		// The script takes five consecutive HTTP ports from the base.
 		_, base, _ := net.SplitHostPort(freePort(t))
 		_, natsPort, _ := net.SplitHostPort(freePort(t))
-		env = append(os.Environ(), "CQL_HOSTS="+hosts, "REDIS_ADDR="+redisAddr, "GUILDHALL_CLUSTER_KEYSPACE="+ks,
+		env = append(os.Environ(), "CQL_HOSTS="+hosts, "REDIS_ADDR="+redisAddr, "GUILDHALL_CLUSTER_KEYSPACE="+ks, "GUILDHALL_REDIS_PREFIX="+prefix,
 			"GUILDHALL_CLUSTER_BIN="+mustBuild(t), "GUILDHALL_CLUSTER_DIR="+dir, "GUILDHALL_CLUSTER_PORT="+base, "GUILDHALL_CLUSTER_NATS_PORT="+natsPort)
 		var err error
 		if out, err = run(env, "start"); err == nil {
