@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/guildhall/guildhall/api"
 	"github.com/guildhall/guildhall/audit"
@@ -200,7 +201,7 @@ func (m *Main) Run(ctx context.Context) error {
 		roles = role.NewService(rstore, resolver, ids, auditLog)
 		members = member.NewService(st.members, roles, ids, nil, member.Config{Audit: auditLog})
 		messages = st.messages
-		reads = message.NewReadStates(message.ReadStatesConfig{
+		reads, err = message.NewReadStates(message.ReadStatesConfig{
 			Access:   resolver,
 			Messages: messages,
 			Roles:    rstore,
@@ -209,6 +210,9 @@ func (m *Main) Run(ctx context.Context) error {
 			Notifier: readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
 			Log:      m.Log.With("component", "readstates"),
 		})
+		if err != nil {
+			return err
+		}
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
 	} else if c.Store == StoreCQL && c.Migrate {
@@ -262,6 +266,8 @@ func (m *Main) Run(ctx context.Context) error {
 			SmallServer:       smallServer(c.SmallServer),
 			ReadStates:        linkReads{reads},
 			Roles:             rstore,
+			History:           message.NewReader(messages, resolver),
+			Sessions:          linkSessions(m.nc, m.Log),
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -386,4 +392,23 @@ func smallServer(n int) int {
 		return -1
 	}
 	return n
+}
+
+// linkSessions opens the session checkpoint bucket for cross-node resume
+// on NATS JetStream; nil (resume only on the node that held a session) if
+// JetStream is not available.
+func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		log.Warn("link: no JetStream, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{})
+	if err != nil {
+		log.Warn("link: no session bucket, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	return kv
 }
