@@ -368,19 +368,17 @@ export class Gateway {
   private diff() {
     const sub = new Map<SubscriptionType, string[]>();
     const unsub: string[] = [];
-    for (const [id, t] of this.wanted) {
-      // Without subscription types in the protocol, only MESSAGES is asked for;
-      // counts then come from implicit follows (small servers) or REST.
-      if (!this.features.subscriptionTypes && t !== MESSAGES) continue;
+    for (const [id, t0] of this.wanted) {
+      // Without subscription types in the protocol every channel is
+      // subscribed for messages: that is what the server would deliver to a
+      // small server's sessions anyway, and the only way to count unreads.
+      const t = this.features.subscriptionTypes ? t0 : MESSAGES;
       if (this.active.get(id) !== t) {
         if (!sub.has(t)) sub.set(t, []);
         sub.get(t)!.push(id);
       }
     }
-    for (const id of this.active.keys()) {
-      const t = this.wanted.get(id);
-      if (t === undefined || (!this.features.subscriptionTypes && t !== MESSAGES)) unsub.push(id);
-    }
+    for (const id of this.active.keys()) if (!this.wanted.has(id)) unsub.push(id);
     return { sub, unsub };
   }
 
