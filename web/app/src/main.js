@@ -11,7 +11,11 @@ import './styles.css';
 
 function App() {
   const [, tick] = useState(0);
-  useEffect(() => onChange(() => tick((n) => n + 1)), []);
+  useEffect(() => {
+    const off = onChange(() => tick((n) => n + 1));
+    tick((n) => n + 1); // whatever changed before we listened
+    return off;
+  }, []);
   const r = state.route;
   let page;
   if (r.name === 'login' || r.name === 'register') page = html`<${AuthPage} mode=${r.name} />`;
@@ -31,6 +35,6 @@ document.addEventListener('click', (e) => {
   history.pushState(null, '', a.getAttribute('href'));
   routeChanged();
 });
-render(html`<${App} />`, document.getElementById('app'));
 if (state.token) start();
 routeChanged();
+render(html`<${App} />`, document.getElementById('app'));

@@ -248,13 +248,14 @@ export async function refreshChannels(serverId, quiet = false) {
     if (!quiet) notify(say(e));
     return;
   }
-  const before = JSON.stringify(state.channels[serverId] || []);
+  const prev = state.channels[serverId] || [];
+  const before = JSON.stringify(prev);
   const next = sortChannels(list.map((c) => ({ ...c, parent_id: c.parent_id || null })));
   if (JSON.stringify(next) === before) return;
   state.channels[serverId] = next;
   const cur = currentChannelId();
   if (currentServerId() === serverId && cur && !next.some((c) => c.id === cur)) {
-    const gone = channel(cur);
+    const gone = prev.find((c) => c.id === cur);
     notify(`You can no longer see ${gone ? '#' + gone.name : 'that channel'}.`, 'info');
     const first = next.find((c) => c.type === 'text');
     navigate(first ? `/channels/${serverId}/${first.id}` : `/channels/${serverId}`, true);
