@@ -3,10 +3,10 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import {
   state, changed, currentServerId, currentChannelId, server, channel, serverUnread, canServer, loadOlder,
-  send, retry, discard, editMessage, deleteMessage, typing, typers, openModal, togglePanel, logout, setTheme, rest, say, attempt, learnUser,
+  send, retry, discard, editMessage, deleteMessage, typing, typers, openModal, togglePanel, logout, setTheme, rest, say,
 } from './store.js';
 import { idTime } from '../../sdk/src/snowflake.ts';
-import { Avatar, Badge } from './ui.js';
+import { Avatar, Badge, Icon } from './ui.js';
 
 export function Shell() {
   const sid = currentServerId();
@@ -127,7 +127,7 @@ function ChatView({ serverId, channelId }) {
       <button class="icon-btn narrow-only" aria-label="Show channels" onClick=${() => togglePanel('nav')}>☰</button>
       <h2><span class="hash">#</span>${c.name}</h2>
       <span class="grow"></span>
-      <button class="icon-btn" aria-label="Show members" title="Members" onClick=${() => togglePanel('members')}>👥</button>
+      <button class="icon-btn" aria-label="Show members" title="Members" onClick=${() => togglePanel('members')}><${Icon} name="members" /></button>
     </header>
     <${MessageList} channelId=${channelId} />
     <${Composer} channelId=${channelId} name=${c.name} />
@@ -211,8 +211,8 @@ function MessageRow({ m, compact, mine }) {
         : html`<div class="msg-text">${m.content}${m.edited_at && html` <span class="muted small" title=${m.edited_at}>(edited)</span>`}</div>`}
     </div>
     ${!editing && (mine || canDelete) && html`<div class="msg-actions">
-      ${mine && html`<button class="icon-btn" title="Edit" aria-label="Edit message" onClick=${() => { setDraft(m.content); setEditing(true); }}>✎</button>`}
-      ${canDelete && html`<button class="icon-btn danger" title="Delete" aria-label="Delete message" onClick=${() => { if (confirm('Delete this message?')) deleteMessage(m); }}>🗑</button>`}
+      ${mine && html`<button class="icon-btn" title="Edit" aria-label="Edit message" onClick=${() => { setDraft(m.content); setEditing(true); }}><${Icon} name="edit" /></button>`}
+      ${canDelete && html`<button class="icon-btn danger" title="Delete" aria-label="Delete message" onClick=${() => { if (confirm('Delete this message?')) deleteMessage(m); }}><${Icon} name="trash" /></button>`}
     </div>`}
   </div>`;
 }

@@ -5,7 +5,7 @@ import { state, closeModal, createServer, joinInvite, rest, say } from './store.
 
 export function Avatar({ name }) {
   let h = 0;
-  for (const ch of name || '?') h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  for (const ch of name || '?') h = Math.imul(h ^ ch.charCodeAt(0), 2654435761) >>> 0;
   return html`<span class="avatar" style=${`--hue:${h % 360}`} aria-hidden="true">${(name || '?')[0].toUpperCase()}</span>`;
 }
 
@@ -90,4 +90,14 @@ function InviteDialog({ serverId }) {
       <button onClick=${() => navigator.clipboard?.writeText(link)}>Copy link</button></div>`}
     ${error && html`<p class="form-error" role="alert">${error}</p>`}
     <div class="row end"><button onClick=${closeModal}>Close</button></div>`;
+}
+
+// Icons as inline SVG (no emoji: not every system has an emoji font).
+const PATHS = {
+  members: 'M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm-7 9c0-3.3 3.1-6 7-6s7 2.7 7 6v1H2v-1zm15.5-9a3.5 3.5 0 1 0-1.6-6.6A5.9 5.9 0 0 1 17 7a5.9 5.9 0 0 1-1.1 3.6c.5.3 1 .4 1.6.4zM18 14c2.4.6 4 2.3 4 4.5V21h-4v-1c0-2.3-1-4.4-2.7-5.8.9-.2 1.8-.2 2.7 0z',
+  trash: 'M9 3h6l1 2h4v2H4V5h4l1-2zM6 9h12l-1 12H7L6 9zm4 2v8h1.5v-8H10zm2.5 0v8H14v-8h-1.5z',
+  edit: 'M4 17.3V20h2.7l8.9-8.9-2.7-2.7L4 17.3zM19.7 7a1 1 0 0 0 0-1.4l-1.3-1.3a1 1 0 0 0-1.4 0l-1.6 1.6 2.7 2.7L19.7 7z',
+};
+export function Icon({ name }) {
+  return html`<svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" fill="currentColor"><path d=${PATHS[name]} /></svg>`;
 }
