@@ -79,8 +79,9 @@ func (fakeAuth) Authenticate(_ context.Context, token string) (member.User, erro
 type fakeDir struct {
 	mu      sync.Mutex
 	deny    map[uint64]bool
-	version uint64 // the permission version CanView answers at
-	members int    // MemberCount of every server; 0 means a big one
+	version uint64           // the permission version CanView answers at
+	members int              // MemberCount of every server; 0 means a big one
+	extra   []member.Channel // channels besides 1 and 2
 }
 
 func (d *fakeDir) MemberCount(context.Context, uint64) (int, error) {
@@ -97,7 +98,19 @@ func (d *fakeDir) Servers(context.Context, member.User) ([]member.Server, error)
 }
 
 func (d *fakeDir) Channels(_ context.Context, _ member.User, srv uint64) ([]member.Channel, error) {
-	return []member.Channel{{ID: 1, ServerID: srv, Name: "general"}, {ID: 2, ServerID: srv, Name: "random", Position: 1}}, nil
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if srv != serverID {
+		return nil, guildhall.E("fake.Channels", guildhall.NotFound, "no such server")
+	}
+	all := append([]member.Channel{{ID: 1, ServerID: srv, Name: "general"}, {ID: 2, ServerID: srv, Name: "random", Position: 1}}, d.extra...)
+	var out []member.Channel
+	for _, c := range all {
+		if !d.deny[c.ID] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func (d *fakeDir) CanView(_ context.Context, _ uint64, ch uint64) (uint64, uint64, error) {

@@ -124,8 +124,10 @@ func (n *Node) swap(ch uint64, old, s *session) {
 	sh := &n.subs[ch%shards]
 	sh.Lock()
 	if set := sh.m[ch]; set != nil {
-		delete(set, old)
-		set[s] = struct{}{}
+		if typ, ok := set[old]; ok {
+			delete(set, old)
+			set[s] = typ
+		}
 	}
 	sh.Unlock()
 }
@@ -158,6 +160,7 @@ func (s *session) resume(ctx context.Context, r *pb.Resume) error {
 	for ch := range s.subsSnapshot() {
 		s.n.swap(ch, old, s)
 	}
+	s.n.swapUser(old, s)
 	s.send(&pb.Frame{Body: &pb.Frame_Resumed{Resumed: &pb.Resumed{SessionId: s.id, Replayed: uint32(replayed)}}})
 	s.batch.Store(r.Batch)
 	return nil
@@ -179,11 +182,15 @@ func (s *session) adopt(old *session, u member.User, lastSeq uint64) (int, bool)
 	s.id = old.id
 	s.seq = old.seq
 	s.subs, s.auto, s.visible, s.optOut = old.subs, old.auto, old.visible, old.optOut
+	s.types, s.servers, s.viaServer, s.reads, s.dirty, s.roles = old.types, old.servers, old.viaServer, old.reads, old.dirty, old.roles
+	old.markerQueued = false
 	s.replay = old.replay
 	old.subs, old.auto, old.visible, old.optOut, old.replay = nil, nil, nil, nil, replayBuf{}
+	old.types, old.servers, old.viaServer, old.reads, old.dirty, old.roles = nil, nil, nil, nil, nil, nil
 	for _, e := range entries { // not bounded by the queue: the replay buffer bounds it
 		s.replayLocked(outFrame{data: s.codec.frame(e.seq, *e.ev)})
 	}
+	s.remarkUnreadLocked()
 	old.movedTo = s
 	return len(entries), true
 }
