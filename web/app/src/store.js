@@ -151,7 +151,14 @@ let pollTimer = null;
 export function start() {
   if (!state.token) return;
   gateway?.close();
-  const gw = new Gateway({ url: gatewayURL(''), token: state.token });
+  const gw = new Gateway({
+    url: gatewayURL(''), token: state.token,
+    // what the client has of the open channel, for an exact resume on another node
+    positions: () => {
+      const id = currentChannelId(), b = state.messages[id];
+      return b && b.list.length ? [{ channel_id: id, message_id: b.list[b.list.length - 1].id }] : [];
+    },
+  });
   gateway = gw;
   globalThis.__guildhall = { gateway: gw, state }; // for tests and the console
   gw.on('state', (s) => {
@@ -166,7 +173,7 @@ export function start() {
   gw.on('message_delete', (d) => onMessageDelete(d));
   gw.on('typing_start', (t, ev) => onTyping(ev.channel_id, t.user_id));
   gw.on('unread_update', (u) => onUnreadUpdate(u));
-  gw.on('read_state_update', (u) => onUnreadUpdate({ ...u, unread_count: u.unread_count ?? 0, mention_count: u.mention_count ?? 0 }));
+  gw.on('read_state_update', (rs) => onUnreadUpdate({ channel_id: rs.channel_id, unread_count: rs.unread_count, mention_count: rs.mention_count }));
   gw.on('subscription_error', () => refreshChannels(currentServerId()));
   gw.connect();
   clearInterval(pollTimer);
@@ -180,8 +187,10 @@ function onReady(r, reconnect) {
   const byServer = {};
   for (const c of r.channels || []) (byServer[c.server_id] ||= []).push(fromProtoChannel(c));
   for (const s of state.servers) state.channels[s.id] = sortChannels(byServer[s.id] || []);
-  for (const rs of r.read_states || []) setUnread(rs.channel_id, rs.unread_count, rs.mention_count, rs.unread);
-  loadReadStates();
+  if (r.read_states) {
+    state.unread = {};
+    for (const rs of r.read_states) if (rs.channel_id !== currentChannelId()) setUnread(rs.channel_id, rs.unread_count, rs.mention_count);
+  }
   if (reconnect) catchUp();
   const rt = state.route;
   if (rt.name === 'channel' || rt.name === 'settings') openServer(rt.serverId, rt.channelId);
@@ -201,9 +210,10 @@ function sortChannels(list) {
   return list.slice().sort((a, b) => (a.position - b.position) || cmpId(a.id, b.id));
 }
 
-async function loadReadStates() {
+/** loadReadStates reads the unread counts of one server from REST (a server joined after READY). */
+async function loadReadStates(serverId) {
   try {
-    const list = await rest.readStates();
+    const { read_states: list } = await rest.readStates({ server_id: serverId });
     for (const rs of list || []) {
       if (rs.channel_id === currentChannelId()) continue;
       setUnread(rs.channel_id, rs.unread_count, rs.mention_count);
@@ -340,8 +350,9 @@ function markRead(channelId, messageId) {
   if (!messageId) return;
   clearTimeout(ackTimer);
   ackTimer = setTimeout(() => {
+    // Acks are best effort: the next one, or opening the channel again, catches up.
     if (gateway?.features.ack && gateway.state === 'ready') gateway.ack(channelId, messageId).catch(() => rest.ack(channelId, messageId).catch(() => {}));
-    else rest.ack(channelId, messageId).catch(() => { /* no read states on this server */ });
+    else rest.ack(channelId, messageId).catch(() => {});
   }, 300);
 }
 
@@ -545,6 +556,7 @@ async function afterJoin(s) {
   await refreshChannels(s.id, true);
   // Channels of a server joined after ready are not followed implicitly: subscribe them.
   updateSubscriptions();
+  loadReadStates(s.id);
   navigate(`/channels/${s.id}`);
 }
 

@@ -1,7 +1,7 @@
 // Gateway client (docs/gateway.md): JSON encoding, heartbeats, resume and
 // reconnect with backoff, request/reply by ref, and subscription management
 // that survives reconnects.
-import type { Frame, Event, Ready, Message, MessageDelete, TypingStart, Hello } from './proto.gen.js';
+import type { Frame, Event, Ready, Message, MessageDelete, TypingStart, Hello, ReadState, ChannelPosition } from './proto.gen.js';
 import * as gen from './proto.gen.js';
 
 export type ConnectionState =
@@ -37,12 +37,19 @@ export interface GatewayEvents {
   message_update: [Message, Event];
   message_delete: [MessageDelete, Event];
   typing_start: [TypingStart, Event];
-  unread_update: [any, Event];
-  read_state_update: [any, Event];
+  /** The compact state of a channel followed as UNREAD_COUNT or UNREAD_STATUS (not numbered, not replayed: the newest wins). */
+  unread_update: [UnreadUpdateBody];
+  /** The user read a channel in another session or through REST. */
+  read_state_update: [ReadState];
   /** A subscription the server refused (the channel is gone or hidden). */
   subscription_error: [string, GatewayError];
   /** The socket closed: code and reason. */
   close: [number, string];
+}
+
+/** UnreadUpdate (gateway.proto); declared here so the SDK builds against older protos too. */
+export interface UnreadUpdateBody {
+  channel_id?: string; server_id?: string; last_seq?: string; unread_count?: string; mention_count?: string; unread?: boolean; capped?: boolean;
 }
 
 export interface WebSocketLike {
@@ -65,17 +72,24 @@ export interface GatewayOptions {
   maxBackoffMs?: number;
   /** Override the protocol feature detection (tests). */
   features?: Partial<Features>;
+  /**
+   * positions, when given, is asked on every resume for the newest message
+   * the client has per channel it follows as MESSAGES, so a session rebuilt
+   * on another node replays exactly what is missing.
+   */
+  positions?: () => ChannelPosition[];
   setTimeout?: (fn: () => void, ms: number) => any;
   clearTimeout?: (t: any) => void;
   random?: () => number;
 }
 
 /** What the server's protocol offers, read from the generated proto types. */
-export interface Features { subscriptionTypes: boolean; ack: boolean; serverSubscriptions: boolean }
+export interface Features { subscriptionTypes: boolean; ack: boolean; serverSubscriptions: boolean; resumePositions: boolean }
 export function protocolFeatures(): Features {
   const sub = (gen as any).SubscribeFields as readonly string[] | undefined ?? [];
   const frame = (gen as any).FrameFields as readonly string[] | undefined ?? [];
-  return { subscriptionTypes: sub.includes('type'), ack: frame.includes('ack'), serverSubscriptions: sub.includes('server_ids') };
+  const resume = (gen as any).ResumeFields as readonly string[] | undefined ?? [];
+  return { subscriptionTypes: sub.includes('type'), ack: frame.includes('ack'), serverSubscriptions: sub.includes('server_ids'), resumePositions: resume.includes('positions') };
 }
 
 const MAX_PER_FRAME = 100;
@@ -204,6 +218,8 @@ export class Gateway {
       return;
     }
     if (f.heartbeat_ack) { this.awaitingAck = false; return; }
+    if ((f as any).unread_update) { this.emit('unread_update', (f as any).unread_update); return; }
+    if ((f as any).read_state_update) { this.emit('read_state_update', (f as any).read_state_update.read_state ?? {}); return; }
     if (f.reconnect) { this.sessionId = ''; return; } // close 1012 follows; the node keeps no session
     if (f.event) {
       const seq = Number(f.seq ?? 0);
@@ -232,7 +248,12 @@ export class Gateway {
     this.heartbeatIntervalMs = h.heartbeat_interval_ms || 30000;
     if (this.sessionId) {
       this.setState('resuming');
-      this.write({ resume: { token: this.opts.token, session_id: this.sessionId, last_seq: String(this.lastSeq), batch: true } });
+      const resume: any = { token: this.opts.token, session_id: this.sessionId, last_seq: String(this.lastSeq), batch: true };
+      if (this.features.resumePositions && this.opts.positions) {
+        const pos = this.opts.positions().filter((p) => p.channel_id && p.message_id);
+        if (pos.length) resume.positions = pos;
+      }
+      this.write({ resume });
     } else {
       this.identify();
     }
@@ -326,11 +347,11 @@ export class Gateway {
   /** typing tells the channel the user is typing (send every few seconds while they type). */
   typing(channelId: string): Promise<Frame> { return this.request({ typing: { channel_id: channelId } }); }
 
-  /** ack marks a channel read up to messageId, when the server's protocol has the ack op. */
-  ack(channelId: string, messageId: string): Promise<void> {
-    if (!this.features.ack) return Promise.reject(new GatewayError('unsupported', 'the server has no ack op'));
-    try { this.write({ ack: { channel_id: channelId, message_id: messageId } } as any); } catch (e) { return Promise.reject(e); }
-    return Promise.resolve();
+  /** ack marks a channel read up to messageId (inclusive) and resolves with the new read state. */
+  async ack(channelId: string, messageId: string): Promise<ReadState> {
+    if (!this.features.ack) throw new GatewayError('unsupported', 'the server has no ack op');
+    const f: any = await this.request({ ack: { channel_id: channelId, message_id: messageId } } as any);
+    return f.acked?.read_state ?? {};
   }
 
   // ---- subscriptions

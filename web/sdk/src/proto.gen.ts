@@ -16,8 +16,10 @@ export const LinkHeartbeatFields = ["node_id", "full", "counts", "interval_ms", 
 export interface ChannelCount {
   channel_id?: string;
   messages?: number;
+  unread_count?: number;
+  unread_status?: number;
 }
-export const ChannelCountFields = ["channel_id", "messages"] as const;
+export const ChannelCountFields = ["channel_id", "messages", "unread_count", "unread_status"] as const;
 
 export interface Route {
   channel_id?: string;
@@ -76,6 +78,67 @@ export interface MessageReply {
 }
 export const MessageReplyFields = ["message", "error"] as const;
 
+export interface CacheInvalidation {
+  origin?: string;
+  channel_ids?: string[];
+}
+export const CacheInvalidationFields = ["origin", "channel_ids"] as const;
+
+export interface ReadStateNotice {
+  user_id?: string;
+  state?: ReadState;
+  origin_session?: string;
+}
+export const ReadStateNoticeFields = ["user_id", "state", "origin_session"] as const;
+
+export interface SessionState {
+  session_id?: string;
+  user_id?: string;
+  seq?: string;
+  channels?: SessionChannel[];
+  servers?: SessionServer[];
+  updated_ms?: string;
+}
+export const SessionStateFields = ["session_id", "user_id", "seq", "channels", "servers", "updated_ms"] as const;
+
+export interface SessionChannel {
+  channel_id?: string;
+  server_id?: string;
+  type?: SubscriptionType;
+  position?: string;
+  implicit?: boolean;
+  read_seq?: string;
+  position_id?: string;
+}
+export const SessionChannelFields = ["channel_id", "server_id", "type", "position", "implicit", "read_seq", "position_id"] as const;
+
+export interface SessionServer {
+  server_id?: string;
+  type?: SubscriptionType;
+}
+export const SessionServerFields = ["server_id", "type"] as const;
+
+export interface SessionTakeover {
+  session_id?: string;
+  user_id?: string;
+  last_seq?: string;
+}
+export const SessionTakeoverFields = ["session_id", "user_id", "last_seq"] as const;
+
+export interface SessionHandover {
+  found?: boolean;
+  complete?: boolean;
+  state?: SessionState;
+  events?: SeqEvent[];
+}
+export const SessionHandoverFields = ["found", "complete", "state", "events"] as const;
+
+export interface SeqEvent {
+  seq?: string;
+  event?: Event;
+}
+export const SeqEventFields = ["seq", "event"] as const;
+
 // ---- gateway.proto ----
 
 export interface Frame {
@@ -92,6 +155,9 @@ export interface Frame {
   batch?: Batch; // oneof body
   resumed?: Resumed; // oneof body
   invalid_session?: InvalidSession; // oneof body
+  unread_update?: UnreadUpdate; // oneof body
+  read_state_update?: ReadStateUpdate; // oneof body
+  acked?: Acked; // oneof body
   identify?: Identify; // oneof body
   heartbeat?: Heartbeat; // oneof body
   subscribe?: Subscribe; // oneof body
@@ -99,8 +165,9 @@ export interface Frame {
   send_message?: SendMessage; // oneof body
   typing?: Typing; // oneof body
   resume?: Resume; // oneof body
+  ack?: Ack; // oneof body
 }
-export const FrameFields = ["seq", "ref", "hello", "ready", "heartbeat_ack", "event", "ok", "sent", "error", "reconnect", "batch", "resumed", "invalid_session", "identify", "heartbeat", "subscribe", "unsubscribe", "send_message", "typing", "resume"] as const;
+export const FrameFields = ["seq", "ref", "hello", "ready", "heartbeat_ack", "event", "ok", "sent", "error", "reconnect", "batch", "resumed", "invalid_session", "unread_update", "read_state_update", "acked", "identify", "heartbeat", "subscribe", "unsubscribe", "send_message", "typing", "resume", "ack"] as const;
 
 export interface Hello {
   heartbeat_interval_ms?: number;
@@ -118,8 +185,15 @@ export interface Resume {
   session_id?: string;
   last_seq?: string;
   batch?: boolean;
+  positions?: ChannelPosition[];
 }
-export const ResumeFields = ["token", "session_id", "last_seq", "batch"] as const;
+export const ResumeFields = ["token", "session_id", "last_seq", "batch", "positions"] as const;
+
+export interface ChannelPosition {
+  channel_id?: string;
+  message_id?: string;
+}
+export const ChannelPositionFields = ["channel_id", "message_id"] as const;
 
 export interface Resumed {
   session_id?: string;
@@ -141,8 +215,9 @@ export interface Ready {
   user?: User;
   servers?: Server[];
   channels?: Channel[];
+  read_states?: ReadState[];
 }
-export const ReadyFields = ["session_id", "user", "servers", "channels"] as const;
+export const ReadyFields = ["session_id", "user", "servers", "channels", "read_states"] as const;
 
 export interface Heartbeat {
   last_seq?: string;
@@ -153,15 +228,48 @@ export interface HeartbeatAck {
 }
 export const HeartbeatAckFields = [] as const;
 
+export type SubscriptionType = "SUBSCRIPTION_TYPE_MESSAGES" | "SUBSCRIPTION_TYPE_UNREAD_COUNT" | "SUBSCRIPTION_TYPE_UNREAD_STATUS";
+export const SubscriptionTypeValues: readonly SubscriptionType[] = ["SUBSCRIPTION_TYPE_MESSAGES", "SUBSCRIPTION_TYPE_UNREAD_COUNT", "SUBSCRIPTION_TYPE_UNREAD_STATUS"];
+
 export interface Subscribe {
   channel_ids?: string[];
+  server_ids?: string[];
+  type?: SubscriptionType;
 }
-export const SubscribeFields = ["channel_ids"] as const;
+export const SubscribeFields = ["channel_ids", "server_ids", "type"] as const;
 
 export interface Unsubscribe {
   channel_ids?: string[];
+  server_ids?: string[];
 }
-export const UnsubscribeFields = ["channel_ids"] as const;
+export const UnsubscribeFields = ["channel_ids", "server_ids"] as const;
+
+export interface Ack {
+  channel_id?: string;
+  message_id?: string;
+}
+export const AckFields = ["channel_id", "message_id"] as const;
+
+export interface Acked {
+  read_state?: ReadState;
+}
+export const AckedFields = ["read_state"] as const;
+
+export interface UnreadUpdate {
+  channel_id?: string;
+  server_id?: string;
+  last_seq?: string;
+  unread_count?: string;
+  mention_count?: string;
+  unread?: boolean;
+  capped?: boolean;
+}
+export const UnreadUpdateFields = ["channel_id", "server_id", "last_seq", "unread_count", "mention_count", "unread", "capped"] as const;
+
+export interface ReadStateUpdate {
+  read_state?: ReadState;
+}
+export const ReadStateUpdateFields = ["read_state"] as const;
 
 export interface SendMessage {
   channel_id?: string;

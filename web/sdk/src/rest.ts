@@ -150,8 +150,24 @@ export class RestClient {
   deleteMessage(channelId: string, messageId: string) { return this.request<void>('DELETE', `/channels/${channelId}/messages/${messageId}`); }
 
   // --- read states (unread counts)
-  ack(channelId: string, messageId: string) { return this.request<unknown>('POST', `/channels/${channelId}/ack`, { message_id: messageId }); }
-  readStates() { return this.request<ReadStateRest[]>('GET', '/users/@me/read-states'); }
+  /** ack marks the channel read up to messageId (inclusive). */
+  ack(channelId: string, messageId: string) { return this.request<ReadStateRest>('POST', `/channels/${channelId}/ack`, { message_id: messageId }); }
+  /** readStates: one page of read states, paged by server (`next` is the next `after`, null on the last page). */
+  readStates(q: { server_id?: string; after?: string; limit?: number } = {}) {
+    return this.request<{ read_states: ReadStateRest[]; next: string | null }>('GET', '/users/@me/read-states', undefined, { query: q });
+  }
+  /** allReadStates pages through every read state of the user. */
+  async allReadStates(): Promise<ReadStateRest[]> {
+    const out: ReadStateRest[] = [];
+    let after: string | undefined;
+    for (let i = 0; i < 100; i++) {
+      const page = await this.readStates({ after, limit: 25 });
+      out.push(...(page.read_states ?? []));
+      if (!page.next) break;
+      after = page.next;
+    }
+    return out;
+  }
 }
 
 /** RestChannel is a channel as REST sends it. */

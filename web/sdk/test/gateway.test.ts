@@ -106,7 +106,7 @@ describe('Gateway', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(readies).toEqual([true]);
     // a new session has no subscriptions: they are sent again
-    expect(ws2.take().map((f) => f.subscribe)).toEqual([{ channel_ids: ['10'] }]);
+    expect(ws2.take().map((f) => f.subscribe)).toEqual([{ channel_ids: ['10'], type: MESSAGES }]);
   });
 
   it('reconnects at once after 1012 without trying to resume', () => {
@@ -206,6 +206,36 @@ describe('Gateway', () => {
     expect(refused).toEqual(['1120']);
     expect(gw.subscriptions().has('1120')).toBe(false);
     expect(gw.subscriptions().size).toBe(149);
+  });
+
+  it('emits unread and read-state notices and acks by request', async () => {
+    const gw = newGateway({ ack: true });
+    const ws = connectReady(gw);
+    ws.take();
+    const seen: any[] = [];
+    gw.on('unread_update', (u) => seen.push(['unread', u.channel_id, u.unread_count, u.mention_count]));
+    gw.on('read_state_update', (r) => seen.push(['read', r.channel_id, r.unread_count]));
+    ws.push({ unread_update: { channel_id: '7', server_id: '1', last_seq: '9', unread_count: '3', mention_count: '1', unread: true } });
+    ws.push({ read_state_update: { read_state: { channel_id: '7', last_read_seq: '9' } } });
+    expect(seen).toEqual([['unread', '7', '3', '1'], ['read', '7', undefined]]);
+    expect(gw.lastSeq).toBe(0); // notices are not numbered
+    const p = gw.ack('7', '99');
+    const [f] = ws.take();
+    expect(f.ack).toEqual({ channel_id: '7', message_id: '99' });
+    ws.push({ ref: f.ref, acked: { read_state: { channel_id: '7', last_read_id: '99' } } });
+    expect((await p).last_read_id).toBe('99');
+  });
+
+  it('sends channel positions on resume when the protocol has them', () => {
+    const gw = new Gateway({ url: 'ws://h/gateway', token: 'tok', WebSocket: FakeWS as any, random: () => 0.5, minBackoffMs: 100,
+      features: { resumePositions: true }, positions: () => [{ channel_id: '5', message_id: '42' }] });
+    const ws = connectReady(gw, 'S');
+    ws.serverClose(1006);
+    vi.advanceTimersByTime(200);
+    const ws2 = FakeWS.last();
+    ws2.open();
+    ws2.push({ hello: { heartbeat_interval_ms: 1000 } });
+    expect(ws2.take()[0].resume).toEqual({ token: 'tok', session_id: 'S', last_seq: '0', batch: true, positions: [{ channel_id: '5', message_id: '42' }] });
   });
 
   it('builds the gateway URL from an http base', () => {
