@@ -160,7 +160,7 @@ export function start() {
     },
   });
   gateway = gw;
-  globalThis.__guildhall = { gateway: gw, state }; // for tests and the console
+  globalThis.__guildhall = { gateway: gw, state, readSeq }; // for tests and the console
   gw.on('state', (s) => {
     state.conn = s;
     if (s === 'auth_failed') logout(true);
@@ -324,9 +324,21 @@ function setUnread(channelId, count, mentions, unreadFlag) {
   else state.unread[channelId] = { count: n, mentions: m, dot: !!unreadFlag };
 }
 
+// readSeq: channel -> the newest message seq this client has shown. If the
+// server could not store an ack (read states off, or the ack was lost), an
+// unread update it sends later still counts from the old position: what the
+// user has seen here is taken off.
+const readSeq = {};
+
 function onUnreadUpdate(u) {
   if (u.channel_id === currentChannelId() && document.visibilityState !== 'hidden') return;
-  setUnread(u.channel_id, u.unread_count, u.mention_count, u.unread);
+  let count = Number(u.unread_count || 0);
+  const last = Number(u.last_seq || 0), seen = readSeq[u.channel_id] || 0;
+  if (last && seen) {
+    if (last <= seen && !Number(u.mention_count || 0)) { delete state.unread[u.channel_id]; changed(); return; }
+    count = Math.min(count, Math.max(0, last - seen));
+  }
+  setUnread(u.channel_id, count, u.mention_count, u.unread && (!last || last > seen));
   changed();
 }
 
@@ -348,6 +360,8 @@ let ackTimer = null;
 function markRead(channelId, messageId) {
   delete state.unread[channelId];
   if (!messageId) return;
+  const m = state.messages[channelId]?.list.find((x) => x.id === messageId);
+  if (m && m.seq > (readSeq[channelId] || 0)) readSeq[channelId] = m.seq;
   clearTimeout(ackTimer);
   ackTimer = setTimeout(() => {
     // Acks are best effort: the next one, or opening the channel again, catches up.
