@@ -30,6 +30,7 @@ import (
 	"github.com/guildhall/guildhall/role"
 	"github.com/guildhall/guildhall/snowflake"
 	"github.com/guildhall/guildhall/subscribe"
+	"github.com/guildhall/guildhall/web"
 )
 
 // Main is one guildhall process. Tests run it in-process: NewMain,
@@ -242,10 +243,7 @@ func (m *Main) Run(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("Guildhall is running. REST: /api/v1 (docs/api.md), gateway: /gateway (docs/gateway.md).\n"))
-	})
+	mux.Handle("/", web.Handler()) // the web client (web/); REST and the gateway have their own routes
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
 		mux.Handle("/api/v1/", api.New(api.Services{
