@@ -393,7 +393,7 @@ func TestInnerUnavailable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	rc := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
+	rc := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rc.Close() })
 	nc := bustest.MustConnect(t, bustest.MustServer(t))
 	c := mustNew(t, msgredis.NewCache(rc, msgredis.CacheConfig{}), nc, Config{Threshold: 1})
