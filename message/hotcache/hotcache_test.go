@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -410,5 +411,84 @@ func TestInnerUnavailable(t *testing.T) {
 	}
 	if n := val(c.m.reads.WithLabelValues("central", "error")); n != 3 {
 		t.Fatalf("%v central errors counted, want 3", n)
+	}
+}
+
+// TestTwoNodesConverge: readers and writers on two nodes at once; once the
+// writes stop, both nodes read exactly what the central cache holds, long
+// before their copies would expire (no stale copy survives a race).
+func TestTwoNodesConverge(t *testing.T) {
+	ctx := t.Context()
+	ns := bustest.MustServer(t)
+	rc, prefix := redistest.MustClient(t)
+	central := msgredis.NewCache(rc, msgredis.CacheConfig{Prefix: prefix, Window: 20})
+	nodes := []*Cache{
+		mustNew(t, central, bustest.MustConnect(t, ns), Config{NodeID: "a", Threshold: 1, TTL: time.Hour}),
+		mustNew(t, central, bustest.MustConnect(t, ns), Config{NodeID: "b", Threshold: 1, TTL: time.Hour}),
+	}
+	chans := []uint64{1, 2, 3}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i, n := range nodes {
+		wg.Add(2)
+		go func() { // writer
+			defer wg.Done()
+			for k := range 60 {
+				ch := chans[k%len(chans)]
+				id := uint64(1000*(i+1) + k)
+				var err error
+				switch k % 4 {
+				case 3:
+					err = n.Replace(ctx, msg(ch, id-3, "edited"))
+				default:
+					err = n.Add(ctx, msg(ch, id, "x"))
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() { // reader
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := n.Latest(ctx, chans[k%len(chans)], 20); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	// Let the writers finish, then stop the readers.
+	checkFor(t, 30*time.Second, func() error {
+		if n := val(nodes[0].m.sent) + val(nodes[1].m.sent); n < 120 {
+			return fmt.Errorf("%v writes done", n)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	for _, ch := range chans {
+		want, _, err := central.Latest(ctx, ch, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			checkFor(t, 10*time.Second, func() error {
+				got, _, err := n.Latest(ctx, ch, 20)
+				if err != nil {
+					return err
+				}
+				if !slices.EqualFunc(got, want, func(a, b message.Message) bool { return a.ID == b.ID && a.Content == b.Content }) {
+					return fmt.Errorf("node %s, channel %d: %d messages differ from the central cache's %d", n.cfg.NodeID, ch, len(got), len(want))
+				}
+				return nil
+			})
+		}
 	}
 }
