@@ -151,12 +151,19 @@ func TestTwoNodes(t *testing.T) {
 		{"Remove", func() error { return a.Remove(ctx, ch, 3) }, "two", 2},
 		{"Invalidate", func() error { return a.Invalidate(ctx, ch) }, "", 0},
 	} {
-		// B's copy is fresh (read again now), then A writes.
-		if _, _, err := b.Latest(ctx, ch, 50); err != nil {
-			t.Fatal(err)
+		// Both copies are fresh (read again now), then A writes.
+		for _, n := range []*Cache{a, b, a, b, a, b} {
+			if _, _, err := n.Latest(ctx, ch, 50); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := w.write(); err != nil {
 			t.Fatalf("%s: %v", w.name, err)
+		}
+		// A reads its own write at once: its copy went before the write
+		// returned.
+		if got, _, err := a.Latest(ctx, ch, 50); err != nil || len(got) != w.n || (w.n > 0 && got[0].Content != w.want) {
+			t.Fatalf("after %s, A reads %d messages (%v); want %d, newest %q", w.name, len(got), err, w.n, w.want)
 		}
 		checkFor(t, 10*time.Second, func() error {
 			got, _, err := b.Latest(ctx, ch, 50)
