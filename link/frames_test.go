@@ -137,6 +137,10 @@ func seedFrames() []*pb.Frame {
 		{Seq: 3, Body: &pb.Frame_Event{Event: randomEvent(rand.New(rand.NewPCG(3, 4)))}},
 		{Body: &pb.Frame_Hello{Hello: &pb.Hello{HeartbeatIntervalMs: 30000}}},
 		{},
+		{Ref: "a1", Body: &pb.Frame_Ack{Ack: &pb.Ack{ChannelId: 1, MessageId: 9}}},
+		{Ref: "s2", Body: &pb.Frame_Subscribe{Subscribe: &pb.Subscribe{ServerIds: []uint64{77}, Type: pb.SubscriptionType_SUBSCRIPTION_TYPE_UNREAD_COUNT}}},
+		{Ref: "u2", Body: &pb.Frame_Unsubscribe{Unsubscribe: &pb.Unsubscribe{ServerIds: []uint64{77}}}},
+		{Body: &pb.Frame_Resume{Resume: &pb.Resume{Token: goodToken, SessionId: "other-node.00", LastSeq: 3, Positions: []*pb.ChannelPosition{{ChannelId: 1, MessageId: 2}}}}},
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 var documentedClose = map[websocket.StatusCode]bool{
 	CloseUnknownError: true, CloseUnknownFrame: true, CloseDecodeError: true, CloseNotAuthenticated: true,
 	CloseAuthFailed: true, CloseAlreadyIdentified: true, CloseRateLimited: true, CloseSessionTimeout: true,
-	CloseSlowConsumer: true, CloseServiceRestart: true, CloseMessageTooBig: true,
+	CloseSlowConsumer: true, CloseServiceRestart: true, CloseMessageTooBig: true, CloseSessionMoved: true,
 }
 
 // splitFrames cuts the fuzzer's bytes into at most 16 messages: each is a
@@ -71,6 +71,8 @@ func FuzzSession(f *testing.F) {
 		f.Add(json, true, joinFrames([]byte{0xff})) // garbage
 		f.Add(json, true, []byte{0x81, 0x00})       // wrong message type
 		f.Add(json, true, joinFrames(enc(json, &pb.Frame{Ref: "r", Body: &pb.Frame_Subscribe{Subscribe: &pb.Subscribe{ChannelIds: []uint64{5000}}}})))
+		f.Add(json, true, joinFrames(all[8:11]...)) // ack, server subscribe, server unsubscribe
+		f.Add(json, false, joinFrames(all[11]))     // resume of another node's session
 	}
 	f.Add(true, true, joinFrames([]byte(`{"identify":null}`), []byte(`{"subscribe":{}}`), []byte(`{"send_message":{}}`)))
 
