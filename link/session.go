@@ -329,6 +329,7 @@ func (s *session) drop(ch uint64) bool {
 	delete(s.types, ch)
 	delete(s.viaServer, ch)
 	delete(s.dirty, ch)
+	delete(s.reads, ch)
 	delete(s.confirmed, ch)
 	s.ckptDirty = true
 	return ok
@@ -628,7 +629,7 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 			})
 		}
 	}
-	if ready.ReadStates, err = s.loadReadStates(rctx, u.ID, visible); err != nil {
+	if ready.ReadStates, err = s.readyReadStates(rctx, u.ID, visible); err != nil {
 		s.n.log.Error("ready: read states", "err", err)
 		s.close(CloseUnknownError, "try again")
 		return errClosing
@@ -699,6 +700,15 @@ func (s *session) subscribe(ctx context.Context, sub *pb.Subscribe) error {
 		}
 		if visible[srv] == nil {
 			visible[srv] = []uint64{}
+		}
+	}
+	if typ != pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES { // counting needs the read positions
+		chans := make([]uint64, len(follows))
+		for i, f := range follows {
+			chans[i] = f.ch
+		}
+		if err := s.keepReads(rctx, s.user.ID, chans); err != nil {
+			return guildhall.Wrap(op, err)
 		}
 	}
 	s.mu.Lock()

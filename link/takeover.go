@@ -331,7 +331,13 @@ func (s *session) resumeElsewhere(ctx context.Context, r *pb.Resume, u member.Us
 		}
 	}
 	s.mu.Unlock()
-	if _, err := s.loadReadStates(rctx, u.ID, visible); err != nil {
+	var counted []uint64
+	for _, rc := range chans {
+		if rc.c.Type != pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES {
+			counted = append(counted, rc.c.ChannelId)
+		}
+	}
+	if err := s.keepReads(rctx, u.ID, counted); err != nil {
 		n.log.Warn("resume: read states", "err", err)
 	}
 	n.rememberUser(s)

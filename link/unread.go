@@ -304,9 +304,9 @@ func (s *session) applyRead(rs ReadState, notify bool) {
 	if _, visible := s.subs[rs.ChannelID]; !visible && !s.sees(rs.ChannelID) {
 		return // nothing about a channel the session may not see
 	}
-	r := s.readLocked(rs.ChannelID, rs.ServerID)
-	if rs.LastReadSeq >= r.readSeq {
+	if r := s.reads[rs.ChannelID]; r != nil && rs.LastReadSeq >= r.readSeq { // kept for unread types only
 		r.readSeq = rs.LastReadSeq
+		r.server = rs.ServerID
 		r.lastSeq = max(r.lastSeq, rs.LastSeq)
 		r.mentions = rs.Mentions
 		r.capped = r.count() > uint64(s.n.cfg.UnreadCap)
@@ -349,38 +349,71 @@ func readStateFromProto(p *pb.ReadState) ReadState {
 	}
 }
 
-// loadReadStates fetches the user's read states of the channels for READY
-// and keeps them as the session's positions.
-func (s *session) loadReadStates(ctx context.Context, userID uint64, visible map[uint64][]uint64) ([]*pb.ReadState, error) {
-	if s.n.cfg.ReadStates == nil {
+// fetchReads asks the read-state service for userID's states of chans, in
+// calls of at most maxReadStatesPerCall channels.
+func (s *session) fetchReads(ctx context.Context, userID uint64, chans []uint64) ([]ReadState, error) {
+	if s.n.cfg.ReadStates == nil || len(chans) == 0 {
 		return nil, nil
 	}
+	var out []ReadState
+	for len(chans) > 0 {
+		part := chans[:min(len(chans), maxReadStatesPerCall)]
+		chans = chans[len(part):]
+		list, err := s.n.cfg.ReadStates.List(ctx, userID, part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+	}
+	return out, nil
+}
+
+// readyReadStates lists the user's read states of every visible channel
+// for READY. The session keeps none of them: only channels it follows as
+// an unread type need a position (keepReads), so an idle session holds no
+// per-channel state.
+func (s *session) readyReadStates(ctx context.Context, userID uint64, visible map[uint64][]uint64) ([]*pb.ReadState, error) {
 	var ids []uint64
 	for _, chans := range visible {
 		ids = append(ids, chans...)
 	}
 	slices.Sort(ids)
-	var out []*pb.ReadState
-	reads := make(map[uint64]*unread, len(ids))
-	for len(ids) > 0 {
-		part := ids[:min(len(ids), maxReadStatesPerCall)]
-		ids = ids[len(part):]
-		list, err := s.n.cfg.ReadStates.List(ctx, userID, part)
-		if err != nil {
-			return nil, err
-		}
-		for _, rs := range list {
-			out = append(out, readStateProto(rs))
-			r := &unread{server: rs.ServerID, readSeq: rs.LastReadSeq, lastSeq: rs.LastSeq, mentions: rs.Mentions}
-			r.capped = r.count() > uint64(s.n.cfg.UnreadCap)
-			r.notified = r.count() > 0
-			reads[rs.ChannelID] = r
+	list, err := s.fetchReads(ctx, userID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*pb.ReadState, 0, len(list))
+	for _, rs := range list {
+		out = append(out, readStateProto(rs))
+	}
+	return out, nil
+}
+
+// keepReads fetches and keeps the read positions of the channels that
+// have none yet (about to be followed as an unread type).
+func (s *session) keepReads(ctx context.Context, userID uint64, chans []uint64) error {
+	s.mu.Lock()
+	var missing []uint64
+	for _, ch := range chans {
+		if _, ok := s.reads[ch]; !ok {
+			missing = append(missing, ch)
 		}
 	}
-	s.mu.Lock()
-	s.reads = reads
 	s.mu.Unlock()
-	return out, nil
+	list, err := s.fetchReads(ctx, userID, missing)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rs := range list {
+		if _, ok := s.reads[rs.ChannelID]; ok {
+			continue // moved meanwhile (an ack, a message): newer
+		}
+		r := s.readLocked(rs.ChannelID, rs.ServerID)
+		r.readSeq, r.lastSeq, r.mentions = rs.LastReadSeq, rs.LastSeq, rs.Mentions
+	}
+	return nil
 }
 
 // Users index: read-state notices reach every session of the user.
