@@ -16,7 +16,7 @@ import (
 
 // Subscription types other than MESSAGES: the session gets compact unread
 // updates computed here, per session, from each message event's channel
-// seq and the session's read position (READY's read states, then acks) —
+// seq and the session's read position (read once at subscribe, then moved by acks) —
 // never a store lookup per message.
 
 // ReadState is a user's position in one channel and what is unread after
