@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
@@ -41,6 +42,25 @@ const (
 	// heartbeat now. Sent by a subscription service that just started.
 	LinkSnapshotRequest = "gh.link.snapshot"
 )
+
+// The message log: one JetStream stream (message/jetstream) holds every
+// accepted change to a message, in per-channel subjects under
+// MessageLogSubjects. Creates and changes of a channel are apart so that
+// the service can check "the channel's last create is still the one I
+// saw" on the create subject alone (optimistic concurrency); both are in
+// one stream, so the persister applies them in the order they were
+// accepted. Payload: pb.MessageLogRecord.
+const MessageLogSubjects = "gh.msglog.>"
+
+// MessageLogCreate is the log subject of a channel's new messages.
+func MessageLogCreate(channelID uint64) string {
+	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".create"
+}
+
+// MessageLogChange is the log subject of a channel's edits and deletions.
+func MessageLogChange(channelID uint64) string {
+	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".change"
+}
 
 // LinkDeliver is the subject a link node receives its pb.Delivery on.
 func LinkDeliver(nodeID string) string { return "gh.link." + nodeID + ".deliver" }

@@ -64,6 +64,39 @@ type Store interface {
 	Delete(ctx context.Context, channelID, id uint64) error
 	// List returns a page of history, newest first. q is already validated.
 	List(ctx context.Context, channelID uint64, q Query) ([]Message, error)
+	// Persist applies changes read from the message log, in order. It is
+	// idempotent, so that a batch replayed after a crash (all of it, or
+	// the part after what landed) ends in the same state:
+	//   - a Create writes the whole message, its seq claim, the channel's
+	//     last seq (never lowered) and its nonce entry; a Create of a
+	//     message already stored rewrites it as given, and is not an
+	//     error;
+	//   - an Edit sets Content and EditedAt of a stored message;
+	//   - a Delete removes a stored message and frees its nonce, keeping
+	//     its seq taken;
+	//   - an Edit or Delete of a message that is not stored (deleted
+	//     already, or edited after its deletion) is skipped.
+	// Later changes see earlier ones of the same call, so a batch may
+	// create, edit and delete one message. Persist trusts the log: it does
+	// not check that a seq is free (the log assigned it once). It need not
+	// be atomic: on error, any prefix of changes may have been applied.
+	Persist(ctx context.Context, changes []Change) error
+}
+
+// ChangeKind says what a Change does.
+type ChangeKind uint8
+
+const (
+	ChangeCreate ChangeKind = iota + 1 // a new message, whole
+	ChangeEdit                         // the message as edited: Content and EditedAt count
+	ChangeDelete                       // ChannelID and ID count (ServerID and Seq ride along for fan-out)
+)
+
+// Change is one record of the message log: an accepted create, edit or
+// delete, in the order the service accepted it.
+type Change struct {
+	Kind    ChangeKind
+	Message Message
 }
 
 // Mentions is who a message mentions, parsed from its content when it is

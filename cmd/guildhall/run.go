@@ -27,6 +27,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/role"
@@ -47,11 +48,13 @@ type Main struct {
 	ln   net.Listener
 	http *http.Server
 
-	link    *link.Node
-	sub     *subscribe.Service
-	view    *subscribe.View
-	msgSrv  *natsrpc.Server
-	serveCh chan error
+	link   *link.Node
+	sub    *subscribe.Service
+	view   *subscribe.View
+	msgSrv *natsrpc.Server
+	// persister copies the message log into the store.
+	persister *message.Persister
+	serveCh   chan error
 
 	bg       sync.WaitGroup // background loops (audit pruning)
 	bgCtx    context.Context
@@ -158,7 +161,19 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
-		svc := message.NewService(messages, resolver, natsrpc.NewFanout(m.nc, m.view, rstore), ids, nil, m.Log.With("role", RoleMessage))
+		mlog, err := messagejs.New(ctx, m.nc, messagejs.Config{})
+		if err != nil {
+			return fmt.Errorf("message role: %w", err)
+		}
+		svc := message.NewService(message.Config{
+			Store: messages, Access: resolver, Log: mlog, Publisher: natsrpc.NewFanout(m.nc, m.view, rstore), IDs: ids,
+			Logger: m.Log.With("role", RoleMessage),
+		})
+		if m.persister, err = message.StartPersister(message.PersisterConfig{
+			Source: mlog, Store: messages, Logger: m.Log.With("role", RoleMessage, "component", "persister"),
+		}); err != nil {
+			return fmt.Errorf("message role: %w", err)
+		}
 		if m.msgSrv, err = natsrpc.Serve(m.nc, svc, m.Log.With("role", RoleMessage), natsrpc.ServerConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
@@ -178,7 +193,7 @@ func (m *Main) Run(ctx context.Context) error {
 		mux.Handle("/api/v1/", api.New(api.Services{
 			Members:  members,
 			Messages: client,
-			History:  message.NewReader(messages, resolver),
+			History:  message.NewReader(messages, resolver, nil),
 			Roles:    roles,
 			Audit:    auditLog,
 		}, m.Log.With("role", RoleAPI)).Handler())
@@ -264,6 +279,10 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.msgSrv != nil {
 		errs = append(errs, m.msgSrv.Shutdown(ctx))
 		m.msgSrv = nil
+	}
+	if m.persister != nil { // after the service: it drains what was accepted
+		errs = append(errs, m.persister.Shutdown(ctx))
+		m.persister = nil
 	}
 	if m.view != nil {
 		errs = append(errs, m.view.Shutdown(ctx))

@@ -24,6 +24,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MessageLogKind is what a record of the message log does.
+type MessageLogKind int32
+
+const (
+	MessageLogKind_MESSAGE_LOG_KIND_UNSPECIFIED MessageLogKind = 0
+	MessageLogKind_MESSAGE_LOG_KIND_CREATE      MessageLogKind = 1 // a new message: the whole message
+	MessageLogKind_MESSAGE_LOG_KIND_EDIT        MessageLogKind = 2 // an edit: the message as edited
+	MessageLogKind_MESSAGE_LOG_KIND_DELETE      MessageLogKind = 3 // a deletion: id, channel_id, server_id and seq
+)
+
+// Enum value maps for MessageLogKind.
+var (
+	MessageLogKind_name = map[int32]string{
+		0: "MESSAGE_LOG_KIND_UNSPECIFIED",
+		1: "MESSAGE_LOG_KIND_CREATE",
+		2: "MESSAGE_LOG_KIND_EDIT",
+		3: "MESSAGE_LOG_KIND_DELETE",
+	}
+	MessageLogKind_value = map[string]int32{
+		"MESSAGE_LOG_KIND_UNSPECIFIED": 0,
+		"MESSAGE_LOG_KIND_CREATE":      1,
+		"MESSAGE_LOG_KIND_EDIT":        2,
+		"MESSAGE_LOG_KIND_DELETE":      3,
+	}
+)
+
+func (x MessageLogKind) Enum() *MessageLogKind {
+	p := new(MessageLogKind)
+	*p = x
+	return p
+}
+
+func (x MessageLogKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MessageLogKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_bus_proto_enumTypes[0].Descriptor()
+}
+
+func (MessageLogKind) Type() protoreflect.EnumType {
+	return &file_bus_proto_enumTypes[0]
+}
+
+func (x MessageLogKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MessageLogKind.Descriptor instead.
+func (MessageLogKind) EnumDescriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{0}
+}
+
 // LinkHeartbeat is what a link node tells the subscription service: per
 // channel, how many of its sessions follow it. Never user lists.
 type LinkHeartbeat struct {
@@ -664,6 +717,63 @@ func (x *MessageReply) GetError() *Error {
 	return nil
 }
 
+// MessageLogRecord is one record of the durable message log, the
+// JetStream stream the message service appends to before it acks a send
+// and the persister copies into the history store (see
+// message/jetstream). Subjects: bus.MessageLogCreate and
+// bus.MessageLogChange.
+type MessageLogRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          MessageLogKind         `protobuf:"varint,1,opt,name=kind,proto3,enum=guildhall.v1.MessageLogKind" json:"kind,omitempty"`
+	Message       *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageLogRecord) Reset() {
+	*x = MessageLogRecord{}
+	mi := &file_bus_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageLogRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageLogRecord) ProtoMessage() {}
+
+func (x *MessageLogRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageLogRecord.ProtoReflect.Descriptor instead.
+func (*MessageLogRecord) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MessageLogRecord) GetKind() MessageLogKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MessageLogKind_MESSAGE_LOG_KIND_UNSPECIFIED
+}
+
+func (x *MessageLogRecord) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 var File_bus_proto protoreflect.FileDescriptor
 
 const file_bus_proto_rawDesc = "" +
@@ -717,7 +827,15 @@ const file_bus_proto_rawDesc = "" +
 	"channel_id\x18\x02 \x01(\x04R\tchannelId\"j\n" +
 	"\fMessageReply\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.guildhall.v1.MessageR\amessage\x12)\n" +
-	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05errorB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
+	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05error\"u\n" +
+	"\x10MessageLogRecord\x120\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1c.guildhall.v1.MessageLogKindR\x04kind\x12/\n" +
+	"\amessage\x18\x02 \x01(\v2\x15.guildhall.v1.MessageR\amessage*\x87\x01\n" +
+	"\x0eMessageLogKind\x12 \n" +
+	"\x1cMESSAGE_LOG_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17MESSAGE_LOG_KIND_CREATE\x10\x01\x12\x19\n" +
+	"\x15MESSAGE_LOG_KIND_EDIT\x10\x02\x12\x1b\n" +
+	"\x17MESSAGE_LOG_KIND_DELETE\x10\x03B2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
 
 var (
 	file_bus_proto_rawDescOnce sync.Once
@@ -731,34 +849,39 @@ func file_bus_proto_rawDescGZIP() []byte {
 	return file_bus_proto_rawDescData
 }
 
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_bus_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_bus_proto_goTypes = []any{
-	(*LinkHeartbeat)(nil),        // 0: guildhall.v1.LinkHeartbeat
-	(*ChannelCount)(nil),         // 1: guildhall.v1.ChannelCount
-	(*Route)(nil),                // 2: guildhall.v1.Route
-	(*RouteTableRequest)(nil),    // 3: guildhall.v1.RouteTableRequest
-	(*RouteTable)(nil),           // 4: guildhall.v1.RouteTable
-	(*Delivery)(nil),             // 5: guildhall.v1.Delivery
-	(*SendMessageRequest)(nil),   // 6: guildhall.v1.SendMessageRequest
-	(*EditMessageRequest)(nil),   // 7: guildhall.v1.EditMessageRequest
-	(*DeleteMessageRequest)(nil), // 8: guildhall.v1.DeleteMessageRequest
-	(*TypingRequest)(nil),        // 9: guildhall.v1.TypingRequest
-	(*MessageReply)(nil),         // 10: guildhall.v1.MessageReply
-	(*Event)(nil),                // 11: guildhall.v1.Event
-	(*Message)(nil),              // 12: guildhall.v1.Message
-	(*Error)(nil),                // 13: guildhall.v1.Error
+	(MessageLogKind)(0),          // 0: guildhall.v1.MessageLogKind
+	(*LinkHeartbeat)(nil),        // 1: guildhall.v1.LinkHeartbeat
+	(*ChannelCount)(nil),         // 2: guildhall.v1.ChannelCount
+	(*Route)(nil),                // 3: guildhall.v1.Route
+	(*RouteTableRequest)(nil),    // 4: guildhall.v1.RouteTableRequest
+	(*RouteTable)(nil),           // 5: guildhall.v1.RouteTable
+	(*Delivery)(nil),             // 6: guildhall.v1.Delivery
+	(*SendMessageRequest)(nil),   // 7: guildhall.v1.SendMessageRequest
+	(*EditMessageRequest)(nil),   // 8: guildhall.v1.EditMessageRequest
+	(*DeleteMessageRequest)(nil), // 9: guildhall.v1.DeleteMessageRequest
+	(*TypingRequest)(nil),        // 10: guildhall.v1.TypingRequest
+	(*MessageReply)(nil),         // 11: guildhall.v1.MessageReply
+	(*MessageLogRecord)(nil),     // 12: guildhall.v1.MessageLogRecord
+	(*Event)(nil),                // 13: guildhall.v1.Event
+	(*Message)(nil),              // 14: guildhall.v1.Message
+	(*Error)(nil),                // 15: guildhall.v1.Error
 }
 var file_bus_proto_depIdxs = []int32{
-	1,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
-	2,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
-	11, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
-	12, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
-	13, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	2,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
+	3,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
+	13, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
+	14, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
+	15, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
+	0,  // 5: guildhall.v1.MessageLogRecord.kind:type_name -> guildhall.v1.MessageLogKind
+	14, // 6: guildhall.v1.MessageLogRecord.message:type_name -> guildhall.v1.Message
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_bus_proto_init() }
@@ -773,13 +896,14 @@ func file_bus_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   11,
+			NumEnums:      1,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_bus_proto_goTypes,
 		DependencyIndexes: file_bus_proto_depIdxs,
+		EnumInfos:         file_bus_proto_enumTypes,
 		MessageInfos:      file_bus_proto_msgTypes,
 	}.Build()
 	File_bus_proto = out.File
