@@ -202,6 +202,10 @@ func (s *Service) Send(ctx context.Context, actorID, channelID uint64, content, 
 		case err != nil:
 			return Message{}, guildhall.Wrap(op, err)
 		case dup:
+			if s.deleted(ctx, orig.Message) {
+				dedupe = "" // a deleted message frees its nonce
+				continue
+			}
 			// An earlier attempt (maybe through another process) made
 			// it; it was fanned out then. Counting is idempotent, and
 			// heals a process that died before it counted.
@@ -247,6 +251,18 @@ func (s *Service) head(ctx context.Context, st *stripe, channelID uint64) (Head,
 	}
 	seq, id, err := s.store.Last(ctx, channelID)
 	return Head{Seq: seq, ID: id}, err
+}
+
+// deleted reports whether m, which the log holds, is known to be deleted:
+// it is neither in the cache nor in the store, and the store has
+// persisted its seq. (A message deleted before the persister stored it
+// looks alive here for as long as the persister's lag.)
+func (s *Service) deleted(ctx context.Context, m Message) bool {
+	if _, err := s.Reader.get(ctx, m.ChannelID, m.ID); guildhall.KindOf(err) != guildhall.NotFound {
+		return false
+	}
+	last, err := s.store.LastSeq(ctx, m.ChannelID)
+	return err == nil && last >= m.Seq
 }
 
 // checkLag fails with Unavailable while the persister is more than

@@ -49,7 +49,8 @@ type Config struct {
 	// MaxAckPending, which also makes persisters take one batch at a
 	// time, in order. Default 1000.
 	MaxBatch int
-	// LagRefresh is how old Lag's answer may be; default 100ms.
+	// LagRefresh is how old Lag's answer may be; default 100ms, negative
+	// for never (every call asks the server).
 	LagRefresh time.Duration
 	// Memory keeps the stream in memory instead of files (tests only:
 	// nothing would survive a restart).
@@ -224,6 +225,13 @@ func (l *Log) Lag(ctx context.Context) (uint64, error) {
 	if time.Since(time.Unix(0, l.lagAt.Load())) < l.cfg.LagRefresh {
 		return l.lagAnswer()
 	}
+	if l.cfg.LagRefresh < 0 {
+		info, err := l.cons.Info(ctx)
+		if err != nil {
+			return 0, unavailable(op, err)
+		}
+		return info.NumPending + uint64(info.NumAckPending), nil
+	}
 	if !l.lagMu.TryLock() {
 		if l.lagAt.Load() != 0 {
 			return l.lagAnswer()
@@ -254,17 +262,19 @@ func (l *Log) lagAnswer() (uint64, error) {
 }
 
 // Next implements message.LogSource with a Fetch on the durable consumer.
-func (l *Log) Next(ctx context.Context, max int, wait time.Duration) (message.Batch, error) {
+func (l *Log) Next(ctx context.Context, limit int, wait time.Duration) (message.Batch, error) {
 	const op = "message/jetstream.Next"
-	max = min(max, l.cfg.MaxBatch)
-	if max < 1 {
-		max = 1
-	}
+	limit = min(max(limit, 1), l.cfg.MaxBatch)
 	l.fetchMu.Lock()
 	defer l.fetchMu.Unlock()
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	mb, err := l.cons.Fetch(max, js.FetchContext(fctx))
+	// The server ends the pull after wait (FetchMaxWait, not a client
+	// deadline): records it sent before are all received, whereas a
+	// client that stopped reading first would leave them delivered but
+	// unread until AckWait.
+	if err := ctx.Err(); err != nil {
+		return message.Batch{}, err
+	}
+	mb, err := l.cons.Fetch(limit, js.FetchMaxWait(max(wait, time.Millisecond)))
 	if err != nil {
 		if ctx.Err() != nil {
 			return message.Batch{}, ctx.Err()
