@@ -113,6 +113,9 @@ type Service struct {
 type stripe struct {
 	mu    sync.Mutex
 	heads map[uint64]Head
+	// dirty holds channels whose cache window missed a change and could
+	// not be invalidated: it is invalidated before the next change.
+	dirty map[uint64]bool
 }
 
 // maxHeads bounds the heads one stripe remembers.
@@ -218,11 +221,7 @@ func (s *Service) Send(ctx context.Context, actorID, channelID uint64, content, 
 		st.heads[channelID] = Head{Seq: m.Seq, ID: m.ID, Pos: pos}
 		// Durable: the ack point. Under the lock, so events leave in seq
 		// order.
-		if s.cache != nil {
-			if err := s.cache.Add(ctx, m); err != nil {
-				s.logger.WarnContext(ctx, "cache add failed", "channel", channelID, "message", m.ID, "err", err)
-			}
-		}
+		s.toCache(ctx, st, channelID, func() error { return s.cache.Add(ctx, m) })
 		s.count(ctx, m)
 		s.publish(ctx, Event{Kind: Created, Message: m})
 		return m, nil
@@ -251,6 +250,36 @@ func (s *Service) head(ctx context.Context, st *stripe, channelID uint64) (Head,
 	}
 	seq, id, err := s.store.Last(ctx, channelID)
 	return Head{Seq: seq, ID: id}, err
+}
+
+// toCache applies a durable change to the cache, under the channel's
+// lock. The cache is best effort: if write fails, the channel's window
+// (which may claim to be complete) is invalidated, and if that fails too
+// the channel is remembered and invalidated before its next change, so a
+// window that missed a change is not served as complete for longer than
+// the cache stays unwritable (or its own age bound).
+func (s *Service) toCache(ctx context.Context, st *stripe, channelID uint64, write func() error) {
+	if s.cache == nil {
+		return
+	}
+	if st.dirty[channelID] {
+		if err := s.cache.Invalidate(ctx, channelID); err != nil {
+			return // still dirty
+		}
+		delete(st.dirty, channelID)
+	}
+	err := write()
+	if err == nil {
+		return
+	}
+	s.logger.WarnContext(ctx, "cache write failed", "channel", channelID, "err", err)
+	if s.cache.Invalidate(ctx, channelID) == nil {
+		return
+	}
+	if st.dirty == nil || len(st.dirty) >= maxHeads {
+		st.dirty = make(map[uint64]bool) // dropping the set costs only staleness
+	}
+	st.dirty[channelID] = true
 }
 
 // deleted reports whether m, which the log holds, is known to be deleted:
@@ -317,11 +346,7 @@ func (s *Service) Edit(ctx context.Context, actorID, channelID, messageID uint64
 	if _, _, _, err := s.log.Append(ctx, Change{Kind: ChangeEdit, Message: m}, 0, ""); err != nil {
 		return Message{}, guildhall.Wrap(op, err)
 	}
-	if s.cache != nil {
-		if err := s.cache.Replace(ctx, m); err != nil {
-			s.logger.WarnContext(ctx, "cache replace failed", "channel", channelID, "message", m.ID, "err", err)
-		}
-	}
+	s.toCache(ctx, st, channelID, func() error { return s.cache.Replace(ctx, m) })
 	s.publish(ctx, Event{Kind: Updated, Message: m})
 	return m, nil
 }
@@ -356,11 +381,7 @@ func (s *Service) Delete(ctx context.Context, actorID, channelID, messageID uint
 	if _, _, _, err := s.log.Append(ctx, Change{Kind: ChangeDelete, Message: gone}, 0, ""); err != nil {
 		return guildhall.Wrap(op, err)
 	}
-	if s.cache != nil {
-		if err := s.cache.Remove(ctx, channelID, messageID); err != nil {
-			s.logger.WarnContext(ctx, "cache remove failed", "channel", channelID, "message", m.ID, "err", err)
-		}
-	}
+	s.toCache(ctx, st, channelID, func() error { return s.cache.Remove(ctx, channelID, messageID) })
 	s.publish(ctx, Event{Kind: Deleted, Message: gone})
 	return nil
 }

@@ -89,8 +89,21 @@ type env struct {
 	channel                uint64 // "general" of srv
 }
 
-func newEnv(t *testing.T) *env {
+// envConfig varies newEnv.
+type envConfig struct {
+	noPersister bool                              // start no persister
+	persistTo   func(message.Store) message.Store // wraps the store the persister writes
+	persister   message.PersisterConfig           // BatchSize and the like
+	maxLag      uint64
+	access      func(message.Access) message.Access // wraps access
+}
+
+func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 	t.Helper()
+	var cfg envConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	db := mustOpen(t)
 	ids, err := snowflake.New(1, nil)
 	if err != nil {
@@ -108,20 +121,26 @@ func newEnv(t *testing.T) *env {
 	ns := bustest.MustServer(t)
 	mlog := mustLog(t, ns, messagejs.Config{})
 	cache := newMemCache()
-	mustPersister(t, message.PersisterConfig{Source: mlog, Store: store})
+	var access message.Access = res
+	if cfg.access != nil {
+		access = cfg.access(res)
+	}
 	e := &env{
 		svc: message.NewService(message.Config{
-			Store: store, Access: res, Log: mlog, Publisher: pub, IDs: ids, Cache: cache, Now: clk.Now,
+			Store: store, Access: access, Log: mlog, Publisher: pub, IDs: ids, Cache: cache, Now: clk.Now, MaxLag: cfg.maxLag,
 		}),
 		store:   store,
 		log:     mlog,
 		ns:      ns,
 		cache:   cache,
-		access:  res,
+		access:  access,
 		ids:     ids,
 		members: members,
 		pub:     pub,
 		clock:   clk,
+	}
+	if !cfg.noPersister {
+		e.startPersister(t, cfg)
 	}
 	ctx := t.Context()
 	e.owner = mustRegister(t, members, "owner")
@@ -143,6 +162,18 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// startPersister runs a persister into e's store (wrapped by
+// cfg.persistTo) until the test ends.
+func (e *env) startPersister(t *testing.T, cfg envConfig) *message.Persister {
+	t.Helper()
+	pc := cfg.persister
+	pc.Source, pc.Store = e.log, e.store
+	if cfg.persistTo != nil {
+		pc.Store = cfg.persistTo(e.store)
+	}
+	return mustPersister(t, pc)
 }
 
 func mustRegister(t *testing.T, members *member.Service, name string) member.User {
