@@ -186,4 +186,3 @@ func (c *memCache) Invalidate(_ context.Context, channelID uint64) error {
 }
 
 var _ message.Cache = (*memCache)(nil)
-
