@@ -282,6 +282,34 @@ func (s *Service) toCache(ctx context.Context, st *stripe, channelID uint64, wri
 	st.dirty[channelID] = true
 }
 
+// findWait bounds how long find waits for the persister.
+const findWait = 2 * time.Second
+
+// find returns a message to edit or delete: from the cache or the store
+// (Reader.get). A message acked moments ago may be in neither, if there
+// is no cache (or it lost it) and the persister has not stored it yet;
+// so while the persister has work left, find looks again, for up to
+// findWait.
+func (s *Service) find(ctx context.Context, channelID, id uint64) (Message, error) {
+	deadline := time.Now().Add(findWait)
+	for {
+		m, err := s.Reader.get(ctx, channelID, id)
+		if guildhall.KindOf(err) != guildhall.NotFound || time.Now().After(deadline) {
+			return m, err
+		}
+		if lag, lerr := s.log.Lag(ctx); lerr != nil || lag == 0 {
+			return m, err
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return m, err
+		}
+	}
+}
+
 // deleted reports whether m, which the log holds, is known to be deleted:
 // it is neither in the cache nor in the store, and the store has
 // persisted its seq. (A message deleted before the persister stored it
@@ -334,7 +362,7 @@ func (s *Service) Edit(ctx context.Context, actorID, channelID, messageID uint64
 	st := s.stripe(channelID)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	m, err := s.Reader.get(ctx, channelID, messageID)
+	m, err := s.find(ctx, channelID, messageID)
 	if err != nil {
 		return Message{}, guildhall.Wrap(op, err)
 	}
@@ -365,7 +393,7 @@ func (s *Service) Delete(ctx context.Context, actorID, channelID, messageID uint
 	st := s.stripe(channelID)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	m, err := s.Reader.get(ctx, channelID, messageID)
+	m, err := s.find(ctx, channelID, messageID)
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,12 +282,28 @@ func (l *Log) Next(ctx context.Context, limit int, wait time.Duration) (message.
 		}
 		return message.Batch{}, unavailable(op, err)
 	}
-	var (
-		b    message.Batch
-		last js.Msg
-	)
+	var msgs []js.Msg
 	for msg := range mb.Messages() {
-		last = msg
+		msgs = append(msgs, msg)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, js.ErrNoHeartbeat) && len(msgs) == 0 {
+		if ctx.Err() != nil {
+			return message.Batch{}, ctx.Err()
+		}
+		return message.Batch{}, unavailable(op, err)
+	}
+	if len(msgs) == 0 {
+		return message.Batch{}, nil
+	}
+	msgs, err = l.oldest(ctx, msgs)
+	if err != nil {
+		return message.Batch{}, unavailable(op, err)
+	}
+	if len(msgs) == 0 {
+		return message.Batch{}, nil
+	}
+	var b message.Batch
+	for _, msg := range msgs {
 		c, err := decode(msg.Data())
 		if err != nil {
 			// A record this code cannot read was not written by it; it
@@ -296,17 +313,7 @@ func (l *Log) Next(ctx context.Context, limit int, wait time.Duration) (message.
 		}
 		b.Changes = append(b.Changes, c)
 	}
-	if err := mb.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, js.ErrNoHeartbeat) {
-		if ctx.Err() != nil && last == nil {
-			return message.Batch{}, ctx.Err()
-		}
-		if last == nil {
-			return message.Batch{}, unavailable(op, err)
-		}
-	}
-	if last == nil {
-		return message.Batch{}, nil
-	}
+	last := msgs[len(msgs)-1]
 	if md, err := last.Metadata(); err == nil {
 		b.Pending = md.NumPending
 	}
@@ -314,6 +321,59 @@ func (l *Log) Next(ctx context.Context, limit int, wait time.Duration) (message.
 		return unavailable("message/jetstream.Ack", last.DoubleAck(ctx))
 	}
 	return b, nil
+}
+
+// oldest keeps, of the records just fetched, the run that directly
+// follows the consumer's ack floor, in stream order, and hands the rest
+// back (nak, redelivered shortly). Only such a run may be stored, and
+// acknowledging its last record (AckAll) then acknowledges nothing that
+// is not stored. Without this, a persister could be handed newer records
+// while a dead one's batch waits for redelivery (or redelivered records
+// out of order), store them first (an edit before its create) and
+// acknowledge records it never stored.
+func (l *Log) oldest(ctx context.Context, msgs []js.Msg) ([]js.Msg, error) {
+	seqs := make(map[js.Msg]uint64, len(msgs))
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			l.nak(msgs)
+			return nil, err
+		}
+		seqs[m] = md.Sequence.Stream
+	}
+	slices.SortFunc(msgs, func(a, b js.Msg) int { return cmpSeq(seqs[a], seqs[b]) })
+	info, err := l.cons.Info(ctx)
+	if err != nil {
+		l.nak(msgs)
+		return nil, err
+	}
+	n := 0
+	if info.NumAckPending == len(msgs) {
+		n = len(msgs) // nothing else is out, so nothing older is unacknowledged
+	} else {
+		for n < len(msgs) && seqs[msgs[n]] == info.AckFloor.Stream+1+uint64(n) {
+			n++
+		}
+	}
+	l.nak(msgs[n:])
+	return msgs[:n], nil
+}
+
+// nak hands records back, to be delivered again shortly.
+func (l *Log) nak(msgs []js.Msg) {
+	for _, m := range msgs {
+		_ = m.NakWithDelay(l.cfg.AckWait / 20)
+	}
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // unavailable wraps a JetStream error as Unavailable: the caller retries.
