@@ -116,6 +116,9 @@ type stripe struct {
 	// dirty holds channels whose cache window missed a change and could
 	// not be invalidated: it is invalidated before the next change.
 	dirty map[uint64]bool
+	// gone holds messages this process deleted lately, which the store
+	// may still hold until the persister applies the deletion.
+	gone map[uint64]bool
 }
 
 // maxHeads bounds the heads one stripe remembers.
@@ -290,7 +293,15 @@ const findWait = 2 * time.Second
 // is no cache (or it lost it) and the persister has not stored it yet;
 // so while the persister has work left, find looks again, for up to
 // findWait.
+//
+// A message this process deleted is not found even while the store still
+// has it (the deletion not yet persisted). Another process's deletion is
+// seen once persisted; until then an edit there is accepted and then
+// skipped by the persister (an edit of a deleted message).
 func (s *Service) find(ctx context.Context, channelID, id uint64) (Message, error) {
+	if s.stripe(channelID).gone[id] {
+		return Message{}, guildhall.E("message.find", guildhall.NotFound, "unknown message")
+	}
 	deadline := time.Now().Add(findWait)
 	for {
 		m, err := s.Reader.get(ctx, channelID, id)
@@ -315,6 +326,9 @@ func (s *Service) find(ctx context.Context, channelID, id uint64) (Message, erro
 // persisted its seq. (A message deleted before the persister stored it
 // looks alive here for as long as the persister's lag.)
 func (s *Service) deleted(ctx context.Context, m Message) bool {
+	if s.stripe(m.ChannelID).gone[m.ID] {
+		return true
+	}
 	if _, err := s.Reader.get(ctx, m.ChannelID, m.ID); guildhall.KindOf(err) != guildhall.NotFound {
 		return false
 	}
@@ -409,6 +423,10 @@ func (s *Service) Delete(ctx context.Context, actorID, channelID, messageID uint
 	if _, _, _, err := s.log.Append(ctx, Change{Kind: ChangeDelete, Message: gone}, 0, ""); err != nil {
 		return guildhall.Wrap(op, err)
 	}
+	if st.gone == nil || len(st.gone) >= maxHeads {
+		st.gone = make(map[uint64]bool)
+	}
+	st.gone[m.ID] = true
 	s.toCache(ctx, st, channelID, func() error { return s.cache.Remove(ctx, channelID, messageID) })
 	s.publish(ctx, Event{Kind: Deleted, Message: gone})
 	return nil
