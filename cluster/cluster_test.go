@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
@@ -77,8 +79,20 @@ const (
 // server has exactly n-1 routes.
 func MustCluster(tb testing.TB, n int) []*server.Server {
 	tb.Helper()
+	// Clustered JetStream needs every route configured up front, so the
+	// route ports are picked before any server starts.
+	ports := make([]int, n)
+	var routes []string
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
 	var servers []*server.Server
-	var seed string
 	for i := range n {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("gh-%d", i),
@@ -87,15 +101,15 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 			NoLog:      true,
 			NoSigs:     true,
 			MaxPayload: 8 << 20,
+			JetStream:  true, // clustered: the message log lives here
+			StoreDir:   tb.TempDir(),
 			Cluster: server.ClusterOpts{
 				Name:     "guildhall-test",
 				Host:     "127.0.0.1",
-				Port:     -1,
+				Port:     ports[i],
 				PoolSize: -1,
 			},
-		}
-		if i > 0 {
-			opts.Routes = server.RoutesFromStr(seed)
+			Routes: server.RoutesFromStr(strings.Join(slices.Delete(slices.Clone(routes), i, i+1), ",")),
 		}
 		ns, err := server.NewServer(opts)
 		if err != nil {
@@ -103,13 +117,12 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 		}
 		go ns.Start()
 		tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		servers = append(servers, ns)
+	}
+	for i, ns := range servers {
 		if !ns.ReadyForConnections(wait) {
 			tb.Fatalf("nats server %d not ready", i)
 		}
-		if i == 0 {
-			seed = "nats://" + ns.ClusterAddr().String()
-		}
-		servers = append(servers, ns)
 	}
 	checkFor(tb, func() error {
 		for i, ns := range servers {
@@ -118,6 +131,22 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 			}
 		}
 		return nil
+	})
+	// JetStream is clustered: wait until its meta group has a leader.
+	nc, err := nats.Connect(servers[0].ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	checkFor(tb, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
 	})
 	return servers
 }
@@ -131,7 +160,8 @@ type world struct {
 	resolver *role.Resolver
 	rstore   role.Store
 	store    message.Store
-	history  *message.Reader
+	log      *messagejs.Log
+	history  settledHistory
 
 	owner    member.User
 	users    []member.User // members besides the owner
@@ -170,7 +200,22 @@ func newWorld(tb testing.TB, users int) *world {
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1}, // cheap: tests register many users
 	})
 	w.store = messagepebble.New(db)
-	w.history = message.NewReader(w.store, w.resolver)
+	// The message log on the cluster's JetStream and one persister into
+	// the shared store, as cmd/guildhall/run.go wires them.
+	lnc, err := nats.Connect(w.servers[0].ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(lnc.Close)
+	if w.log, err = messagejs.New(context.Background(), lnc, messagejs.Config{LagRefresh: -1}); err != nil {
+		tb.Fatal(err)
+	}
+	persister, err := message.StartPersister(message.PersisterConfig{Source: w.log, Store: w.store, BatchWait: 5 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { shutdown(tb, persister.Shutdown) })
+	w.history = settledHistory{message.NewReader(w.store, w.resolver, nil), w.log}
 
 	ctx := context.Background()
 	w.owner, _, err = w.members.Register(ctx, "owner", "correct horse")
@@ -296,8 +341,8 @@ type msgInstance struct {
 	nc    *nats.Conn
 	view  *subscribe.View
 	svc   *message.Service
-	pub   *countingPub
-	store *gatedStore
+	pub *countingPub
+	log *gatedLog
 }
 
 // startMessage runs a message instance on server i with snowflake node
@@ -320,8 +365,12 @@ func (w *world) startMessageOn(tb testing.TB, nc *nats.Conn, name string, ids me
 	}
 	tb.Cleanup(func() { shutdown(tb, m.view.Shutdown) })
 	m.pub = &countingPub{next: natsrpc.NewFanout(m.nc, m.view, w.rstore), holding: make(chan struct{})}
-	m.store = &gatedStore{Store: w.store, holding: make(chan struct{})}
-	m.svc = message.NewService(m.store, w.resolver, m.pub, ids, nil, nil)
+	mlog, err := messagejs.New(context.Background(), m.nc, messagejs.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.log = &gatedLog{Log: mlog, holding: make(chan struct{})}
+	m.svc = message.NewService(message.Config{Store: w.store, Access: w.resolver, Log: m.log, Publisher: m.pub, IDs: ids})
 	if serve {
 		srv, err := natsrpc.Serve(m.nc, m.svc, nil, natsrpc.ServerConfig{})
 		if err != nil {
@@ -354,22 +403,42 @@ func (p *countingPub) Publish(ctx context.Context, ev message.Event) error {
 	return p.next.Publish(ctx, ev)
 }
 
-// gatedStore is the shared message store; a test can make the instance
-// pause right after it read a channel's last seq (Store.Last, which
-// Service.Send reads before it inserts).
-type gatedStore struct {
-	message.Store
+// gatedLog is the instance's message log; a test can make the instance
+// pause right before it appends a new message, its seq already chosen.
+type gatedLog struct {
+	message.Log
 	hold    atomic.Pointer[chan struct{}]
 	holding chan struct{}
 }
 
-func (s *gatedStore) Last(ctx context.Context, channelID uint64) (uint64, uint64, error) {
-	seq, id, err := s.Store.Last(ctx, channelID)
-	if h := s.hold.Load(); h != nil {
-		s.holding <- struct{}{}
+func (l *gatedLog) Append(ctx context.Context, c message.Change, expect uint64, dedupe string) (uint64, message.Change, bool, error) {
+	if h := l.hold.Load(); h != nil && c.Kind == message.ChangeCreate {
+		l.holding <- struct{}{}
 		<-*h
 	}
-	return seq, id, err
+	return l.Log.Append(ctx, c, expect, dedupe)
+}
+
+// settledHistory reads history once the persister has stored every
+// accepted change (a send is acked once in the message log; with no
+// cache here, history has it once persisted).
+type settledHistory struct {
+	*message.Reader
+	log message.Log
+}
+
+func (h settledHistory) History(ctx context.Context, actorID, channelID uint64, q message.Query) ([]message.Message, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		lag, err := h.log.Lag(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if lag == 0 || time.Now().After(deadline) {
+			return h.Reader.History(ctx, actorID, channelID, q)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // linkNode is one link process: its connection, node and HTTP server.
@@ -1424,17 +1493,17 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 	ctx := context.Background()
 	followers := []*gwClient{a1, b1}
 	t.Run("a send that loses the seq race takes the next seq", func(t *testing.T) {
-		// Instance 1 has read the channel's last seq when instance 2 takes
-		// the next one (its store read may simply be slower).
+		// Instance 1 has chosen the channel's next seq when instance 2
+		// takes it (its append may simply be slower).
 		hold := make(chan struct{})
-		d.m1.store.hold.Store(&hold)
+		d.m1.log.hold.Store(&hold)
 		loser := make(chan result, 1)
 		go func() {
 			m, err := d.m1.svc.Send(ctx, d.owner.ID, d.x, "loser", "")
 			loser <- result{m, err}
 		}()
-		<-d.m1.store.holding
-		d.m1.store.hold.Store(nil)
+		<-d.m1.log.holding
+		d.m1.log.hold.Store(nil)
 		winner, err := d.m2.svc.Send(ctx, d.owner.ID, d.x, "winner", "")
 		close(hold)
 		if err != nil {
