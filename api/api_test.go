@@ -92,7 +92,7 @@ func newEnv(t *testing.T) *env {
 	a := api.New(api.Services{
 		Members:  members,
 		Messages: natsrpc.NewClient(bustest.MustConnect(t, ns)),
-		History:  settledHistory{message.NewReader(store, res, nil), mlog},
+		History:  message.NewReader(store, res, nil, mlog),
 		Roles:    roles,
 		Audit:    audit.NewLog(auditpebble.New(db), ids, nil, nil, 0),
 	}, nil)
@@ -101,28 +101,6 @@ func newEnv(t *testing.T) *env {
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return &env{url: hs.URL + "/api/v1", hc: hs.Client(), messages: store}
-}
-
-// settledHistory reads history once the persister has stored every
-// accepted change: with no cache in these tests, that is when a send is
-// in history (it is acked once in the message log).
-type settledHistory struct {
-	*message.Reader
-	log message.Log
-}
-
-func (h settledHistory) History(ctx context.Context, actorID, channelID uint64, q message.Query) ([]message.Message, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		lag, err := h.log.Lag(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if lag == 0 || time.Now().After(deadline) {
-			return h.Reader.History(ctx, actorID, channelID, q)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // mustOpen opens a Pebble database in a temporary directory, closed when

@@ -57,6 +57,11 @@ func MessageLogCreate(channelID uint64) string {
 	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".create"
 }
 
+// MessageLogChannel matches every log subject of a channel.
+func MessageLogChannel(channelID uint64) string {
+	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".*"
+}
+
 // MessageLogChange is the log subject of a channel's edits and deletions.
 func MessageLogChange(channelID uint64) string {
 	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".change"

@@ -161,7 +161,7 @@ type world struct {
 	rstore   role.Store
 	store    message.Store
 	log      *messagejs.Log
-	history  settledHistory
+	history  *message.Reader
 
 	owner    member.User
 	users    []member.User // members besides the owner
@@ -215,7 +215,7 @@ func newWorld(tb testing.TB, users int) *world {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { shutdown(tb, persister.Shutdown) })
-	w.history = settledHistory{message.NewReader(w.store, w.resolver, nil), w.log}
+	w.history = message.NewReader(w.store, w.resolver, nil, w.log)
 
 	ctx := context.Background()
 	w.owner, _, err = w.members.Register(ctx, "owner", "correct horse")
@@ -337,12 +337,12 @@ func shutdown(tb testing.TB, f func(context.Context) error) {
 // msgInstance is one message-service process: its connection, routing
 // view, service and bus server.
 type msgInstance struct {
-	name  string
-	nc    *nats.Conn
-	view  *subscribe.View
-	svc   *message.Service
-	pub *countingPub
-	log *gatedLog
+	name string
+	nc   *nats.Conn
+	view *subscribe.View
+	svc  *message.Service
+	pub  *countingPub
+	log  *gatedLog
 }
 
 // startMessage runs a message instance on server i with snowflake node
@@ -417,28 +417,6 @@ func (l *gatedLog) Append(ctx context.Context, c message.Change, expect uint64, 
 		<-*h
 	}
 	return l.Log.Append(ctx, c, expect, dedupe)
-}
-
-// settledHistory reads history once the persister has stored every
-// accepted change (a send is acked once in the message log; with no
-// cache here, history has it once persisted).
-type settledHistory struct {
-	*message.Reader
-	log message.Log
-}
-
-func (h settledHistory) History(ctx context.Context, actorID, channelID uint64, q message.Query) ([]message.Message, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		lag, err := h.log.Lag(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if lag == 0 || time.Now().After(deadline) {
-			return h.Reader.History(ctx, actorID, channelID, q)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // linkNode is one link process: its connection, node and HTTP server.

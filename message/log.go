@@ -37,6 +37,12 @@ type Log interface {
 	// Lag is how many changes the persister has not yet stored: appended
 	// but not acknowledged. It may be a little out of date.
 	Lag(ctx context.Context) (uint64, error)
+	// Newest is the position of the channel's newest record of any kind
+	// still in the log, 0 if none.
+	Newest(ctx context.Context, channelID uint64) (uint64, error)
+	// Persisted is the position up to which every change is stored (the
+	// persisters' acknowledgement floor), exact at the time of the call.
+	Persisted(ctx context.Context) (uint64, error)
 }
 
 // ErrStaleHead is the error Log.Append wraps when the channel's newest

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
@@ -31,6 +32,7 @@ type Reader struct {
 	store  Store
 	access Access
 	cache  Cache
+	log    Log
 	fills  singleflight.Group
 }
 
@@ -38,9 +40,13 @@ type Reader struct {
 // fill the channel's window: a whole page of the largest size.
 const fillSize = MaxPage
 
-// NewReader returns a Reader over store and cache; cache may be nil.
-func NewReader(store Store, access Access, cache Cache) *Reader {
-	return &Reader{store: store, access: access, cache: cache}
+// NewReader returns a Reader over store and cache. cache may be nil;
+// then, if log is not nil, a read first waits (up to a couple of seconds)
+// until the persister has stored the channel's newest message, which
+// keeps read-your-writes without a cache at the cost of two log requests
+// per read. With neither, reads see what is persisted.
+func NewReader(store Store, access Access, cache Cache, log Log) *Reader {
+	return &Reader{store: store, access: access, cache: cache, log: log}
 }
 
 // History returns a page of a channel's messages, newest first.
@@ -71,6 +77,9 @@ func (r *Reader) History(ctx context.Context, actorID, channelID uint64, q Query
 // list is History without the checks.
 func (r *Reader) list(ctx context.Context, channelID uint64, q Query) ([]Message, error) {
 	if r.cache == nil {
+		if err := r.awaitPersisted(ctx, channelID); err != nil {
+			return nil, err
+		}
 		return r.store.List(ctx, channelID, q)
 	}
 	latest := q.Before == 0 && q.After == 0 && q.Around == 0
@@ -108,6 +117,36 @@ func (r *Reader) fill(ctx context.Context, channelID uint64) ([]Message, error) 
 		return nil, err
 	}
 	return v.([]Message), nil
+}
+
+// persistWait bounds how long awaitPersisted waits.
+const persistWait = 2 * time.Second
+
+// awaitPersisted waits until the persister has stored the channel's
+// newest change in the log, for at most persistWait; after that the
+// caller reads what there is. Without a log it returns at once.
+func (r *Reader) awaitPersisted(ctx context.Context, channelID uint64) error {
+	if r.log == nil {
+		return nil
+	}
+	pos, err := r.log.Newest(ctx, channelID)
+	if err != nil || pos == 0 {
+		return err // none in the log: the store has everything
+	}
+	deadline := time.Now().Add(persistWait)
+	for {
+		done, err := r.log.Persisted(ctx)
+		if err != nil || done >= pos || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // get finds one message: in the cache first (it may not be persisted

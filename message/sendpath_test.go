@@ -243,7 +243,7 @@ func TestHistoryMissesShareOneRead(t *testing.T) {
 	settle(t, e.log)
 	counting := &countingStore{Store: e.store, gate: make(chan struct{})}
 	cache := newMemCache()
-	r := message.NewReader(counting, e.access, cache)
+	r := message.NewReader(counting, e.access, cache, e.log)
 	const readers = 16
 	var wg sync.WaitGroup
 	for range readers {

@@ -136,7 +136,7 @@ func NewService(cfg Config) *Service {
 		cfg.MaxLag = DefaultMaxLag
 	}
 	return &Service{
-		Reader: NewReader(cfg.Store, cfg.Access, cfg.Cache),
+		Reader: NewReader(cfg.Store, cfg.Access, cfg.Cache, cfg.Log),
 		store:  cfg.Store, access: cfg.Access, log: cfg.Log, pub: cfg.Publisher, ids: cfg.IDs,
 		cache: cfg.Cache, counters: cfg.Counters, maxLag: cfg.MaxLag, now: cfg.Now, logger: cfg.Logger,
 		seed: maphash.MakeSeed(),
@@ -285,40 +285,29 @@ func (s *Service) toCache(ctx context.Context, st *stripe, channelID uint64, wri
 	st.dirty[channelID] = true
 }
 
-// findWait bounds how long find waits for the persister.
-const findWait = 2 * time.Second
-
 // find returns a message to edit or delete: from the cache or the store
 // (Reader.get). A message acked moments ago may be in neither, if there
-// is no cache (or it lost it) and the persister has not stored it yet;
-// so while the persister has work left, find looks again, for up to
-// findWait.
+// is no cache (or it lost it) and the persister has not stored it yet; so
+// on a miss find waits until the persister has stored the channel's
+// newest change (Reader.awaitPersisted) and looks again.
 //
 // A message this process deleted is not found even while the store still
 // has it (the deletion not yet persisted). Another process's deletion is
 // seen once persisted; until then an edit there is accepted and then
 // skipped by the persister (an edit of a deleted message).
 func (s *Service) find(ctx context.Context, channelID, id uint64) (Message, error) {
-	if s.stripe(channelID).gone[id] {
+	st := s.stripe(channelID)
+	if st.gone[id] {
 		return Message{}, guildhall.E("message.find", guildhall.NotFound, "unknown message")
 	}
-	deadline := time.Now().Add(findWait)
-	for {
-		m, err := s.Reader.get(ctx, channelID, id)
-		if guildhall.KindOf(err) != guildhall.NotFound || time.Now().After(deadline) {
-			return m, err
-		}
-		if lag, lerr := s.log.Lag(ctx); lerr != nil || lag == 0 {
-			return m, err
-		}
-		t := time.NewTimer(10 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return m, err
-		}
+	m, err := s.Reader.get(ctx, channelID, id)
+	if guildhall.KindOf(err) != guildhall.NotFound {
+		return m, err
 	}
+	if werr := s.Reader.awaitPersisted(ctx, channelID); werr != nil {
+		return m, err
+	}
+	return s.Reader.get(ctx, channelID, id)
 }
 
 // deleted reports whether m, which the log holds, is known to be deleted:

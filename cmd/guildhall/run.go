@@ -152,6 +152,14 @@ func (m *Main) Run(ctx context.Context) error {
 		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
 	}
 
+	// The durable message log (JetStream): the message role appends to it
+	// and persists from it; the api role's history reads wait on it.
+	var mlog *messagejs.Log
+	if c.has(RoleMessage) || c.has(RoleAPI) {
+		if mlog, err = messagejs.New(ctx, m.nc, messagejs.Config{}); err != nil {
+			return fmt.Errorf("message log: %w", err)
+		}
+	}
 	if c.has(RoleSubscribe) {
 		if m.sub, err = subscribe.Start(m.nc, m.Log.With("role", RoleSubscribe), subscribe.Config{}); err != nil {
 			return fmt.Errorf("subscribe role: %w", err)
@@ -159,10 +167,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if c.has(RoleMessage) {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
-			return fmt.Errorf("message role: %w", err)
-		}
-		mlog, err := messagejs.New(ctx, m.nc, messagejs.Config{})
-		if err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
 		svc := message.NewService(message.Config{
@@ -193,7 +197,7 @@ func (m *Main) Run(ctx context.Context) error {
 		mux.Handle("/api/v1/", api.New(api.Services{
 			Members:  members,
 			Messages: client,
-			History:  message.NewReader(messages, resolver, nil),
+			History:  message.NewReader(messages, resolver, nil, mlog),
 			Roles:    roles,
 			Audit:    auditLog,
 		}, m.Log.With("role", RoleAPI)).Handler())

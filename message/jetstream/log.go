@@ -255,6 +255,28 @@ func (l *Log) Lag(ctx context.Context) (uint64, error) {
 	return l.lagAnswer()
 }
 
+// Newest implements message.Log: the last record on either subject of
+// the channel (a direct get of the last message on a wildcard subject).
+func (l *Log) Newest(ctx context.Context, channelID uint64) (uint64, error) {
+	raw, err := l.stream.GetLastMsgForSubject(ctx, bus.MessageLogChannel(channelID))
+	if errors.Is(err, js.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("message/jetstream.Newest", err)
+	}
+	return raw.Sequence, nil
+}
+
+// Persisted implements message.Log: the consumer's ack floor.
+func (l *Log) Persisted(ctx context.Context) (uint64, error) {
+	info, err := l.cons.Info(ctx)
+	if err != nil {
+		return 0, unavailable("message/jetstream.Persisted", err)
+	}
+	return info.AckFloor.Stream, nil
+}
+
 func (l *Log) lagAnswer() (uint64, error) {
 	if p := l.lagErr.Load(); p != nil {
 		return 0, *p
