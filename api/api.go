@@ -96,6 +96,8 @@ type Services struct {
 	History  History
 	Roles    Roles
 	Audit    AuditLog
+	// ReadStates serves acks and read states; nil answers them with 503.
+	ReadStates ReadStates
 }
 
 // API serves the REST endpoints.
@@ -106,6 +108,8 @@ type API struct {
 	roles    Roles
 	audit    AuditLog
 	log      *slog.Logger
+
+	readStates ReadStates
 }
 
 // New returns the REST API; mount Handler at /api/v1/.
@@ -113,7 +117,7 @@ func New(s Services, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{members: s.Members, messages: s.Messages, history: s.History, roles: s.Roles, audit: s.Audit, log: log}
+	return &API{members: s.Members, messages: s.Messages, history: s.History, roles: s.Roles, audit: s.Audit, log: log, readStates: s.ReadStates}
 }
 
 // Handler returns the routes, all under /api/v1.
@@ -167,6 +171,7 @@ func (a *API) Handler() http.Handler {
 	authed("PATCH "+p+"/channels/{id}/messages/{message_id}", a.editMessage)
 	authed("DELETE "+p+"/channels/{id}/messages/{message_id}", a.deleteMessage)
 	a.adminRoutes(authed)
+	a.readStateRoutes(authed)
 	handle(p+"/", func(w http.ResponseWriter, r *http.Request) error {
 		var allowed []string
 		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {

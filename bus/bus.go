@@ -41,6 +41,10 @@ const (
 	// Subscription service → all link nodes (empty payload): send a full
 	// heartbeat now. Sent by a subscription service that just started.
 	LinkSnapshotRequest = "gh.link.snapshot"
+
+	// Any node → every node's hot history layer (message/hotcache):
+	// pb.CacheInvalidation, the channels whose cached history changed.
+	MessageCacheInvalidate = "gh.message.cache.invalidate"
 )
 
 // The message log: one JetStream stream (message/jetstream) holds every
@@ -66,6 +70,19 @@ func MessageLogChannel(channelID uint64) string {
 func MessageLogChange(channelID uint64) string {
 	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".change"
 }
+
+// UserReadState is the subject of a user's read-state notices
+// (pb.ReadStateNotice): every link node holding a session of the user
+// passes them on. Link nodes listen on UserReadStateAll.
+func UserReadState(userID uint64) string { return fmt.Sprintf("gh.user.%d.readstate", userID) }
+
+// UserReadStateAll matches UserReadState of every user.
+const UserReadStateAll = "gh.user.*.readstate"
+
+// LinkSession is the subject a link node answers session takeovers on
+// (pb.SessionTakeover, reply pb.SessionHandover): a node resuming a session
+// asks the node that held it.
+func LinkSession(nodeID string) string { return "gh.link." + nodeID + ".session" }
 
 // LinkDeliver is the subject a link node receives its pb.Delivery on.
 func LinkDeliver(nodeID string) string { return "gh.link." + nodeID + ".deliver" }

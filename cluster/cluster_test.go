@@ -79,20 +79,19 @@ const (
 // server has exactly n-1 routes.
 func MustCluster(tb testing.TB, n int) []*server.Server {
 	tb.Helper()
-	// Clustered JetStream needs every route configured up front, so the
-	// route ports are picked before any server starts.
-	ports := make([]int, n)
-	var routes []string
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
-	}
+	return mustCluster(tb, n, true) // JetStream carries the message log
+}
+
+// mustCluster is MustCluster, with JetStream (clustered, file storage in
+// temporary directories) if js.
+func mustCluster(tb testing.TB, n int, js bool) []*server.Server {
+	tb.Helper()
 	var servers []*server.Server
+	var seed string
+	var clusterPorts []int
+	if js {
+		clusterPorts = freePorts(tb, n)
+	}
 	for i := range n {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("gh-%d", i),
@@ -101,15 +100,30 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 			NoLog:      true,
 			NoSigs:     true,
 			MaxPayload: 8 << 20,
-			JetStream:  true, // clustered: the message log lives here
-			StoreDir:   tb.TempDir(),
+			JetStream:  js,
 			Cluster: server.ClusterOpts{
 				Name:     "guildhall-test",
 				Host:     "127.0.0.1",
-				Port:     ports[i],
+				Port:     -1,
 				PoolSize: -1,
 			},
-			Routes: server.RoutesFromStr(strings.Join(slices.Delete(slices.Clone(routes), i, i+1), ",")),
+		}
+		if i > 0 {
+			opts.Routes = server.RoutesFromStr(seed)
+		}
+		if js {
+			// Every server starts knowing every route: a JetStream server
+			// finishes starting only once its meta group has a quorum.
+			opts.Cluster.Port = clusterPorts[i]
+			opts.Routes = nil
+			for j, p := range clusterPorts {
+				if j != i {
+					opts.Routes = append(opts.Routes, server.RoutesFromStr(fmt.Sprintf("nats://127.0.0.1:%d", p))...)
+				}
+			}
+			opts.StoreDir = tb.TempDir()
+			opts.JetStreamMaxMemory = 64 << 20
+			opts.JetStreamMaxStore = 256 << 20
 		}
 		ns, err := server.NewServer(opts)
 		if err != nil {
@@ -117,10 +131,20 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 		}
 		go ns.Start()
 		tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if js { // ready once the meta group has a quorum: checked below
+			servers = append(servers, ns)
+			continue
+		}
+		if !ns.ReadyForConnections(wait) {
+			tb.Fatalf("nats server %d not ready", i)
+		}
+		if i == 0 {
+			seed = "nats://" + ns.ClusterAddr().String()
+		}
 		servers = append(servers, ns)
 	}
 	for i, ns := range servers {
-		if !ns.ReadyForConnections(wait) {
+		if js && !ns.ReadyForConnections(wait) {
 			tb.Fatalf("nats server %d not ready", i)
 		}
 	}
@@ -132,23 +156,39 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 		}
 		return nil
 	})
-	// JetStream is clustered: wait until its meta group has a leader.
-	nc, err := nats.Connect(servers[0].ClientURL())
-	if err != nil {
-		tb.Fatal(err)
+	if js { // wait until JetStream's meta group has a leader
+		nc, err := nats.Connect(servers[0].ClientURL())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer nc.Close()
+		jsc, err := jetstream.New(nc)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		checkFor(tb, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_, err := jsc.AccountInfo(ctx)
+			return err
+		})
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	checkFor(tb, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := js.AccountInfo(ctx)
-		return err
-	})
 	return servers
+}
+
+// freePorts finds n free TCP ports on loopback.
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		defer ln.Close()
+	}
+	return ports
 }
 
 // world is a Guildhall deployment on a NATS cluster: the shared store, a
@@ -171,12 +211,13 @@ type world struct {
 	subs     []*subscribe.Service // running subscription services
 	views    []*subscribe.View    // of every message instance
 	barriers atomic.Int64
+	sessions bool // link nodes checkpoint sessions in a JetStream KV bucket
 }
 
 // newWorld starts the cluster and the store and creates the guild.
-func newWorld(tb testing.TB, users int) *world {
+func newWorld(tb testing.TB, users int, sessions bool) *world {
 	tb.Helper()
-	w := &world{servers: MustCluster(tb, numServers)}
+	w := &world{servers: mustCluster(tb, numServers, sessions), sessions: sessions}
 	db, err := pebbledb.Open(tb.TempDir(), &pebbledb.Options{Logger: quietPebble{tb}})
 	if err != nil {
 		tb.Fatal(err)
@@ -207,7 +248,7 @@ func newWorld(tb testing.TB, users int) *world {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(lnc.Close)
-	if w.log, err = messagejs.New(context.Background(), lnc, messagejs.Config{LagRefresh: -1}); err != nil {
+	if w.log, err = messagejs.New(context.Background(), lnc, testLogConfig(-1)); err != nil {
 		tb.Fatal(err)
 	}
 	persister, err := message.StartPersister(message.PersisterConfig{Source: w.log, Store: w.store, BatchWait: 5 * time.Millisecond})
@@ -365,7 +406,7 @@ func (w *world) startMessageOn(tb testing.TB, nc *nats.Conn, name string, ids me
 	}
 	tb.Cleanup(func() { shutdown(tb, m.view.Shutdown) })
 	m.pub = &countingPub{next: natsrpc.NewFanout(m.nc, m.view, w.rstore), holding: make(chan struct{})}
-	mlog, err := messagejs.New(context.Background(), m.nc, messagejs.Config{})
+	mlog, err := messagejs.New(context.Background(), m.nc, testLogConfig(0))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -401,6 +442,12 @@ func (p *countingPub) Publish(ctx context.Context, ev message.Event) error {
 		<-*h
 	}
 	return p.next.Publish(ctx, ev)
+}
+
+// testLogConfig is the message log's configuration here: small enough
+// for the test servers' JetStream limits.
+func testLogConfig(lagRefresh time.Duration) messagejs.Config {
+	return messagejs.Config{MaxBytes: 32 << 20, LagRefresh: lagRefresh}
 }
 
 // gatedLog is the instance's message log; a test can make the instance
@@ -454,6 +501,10 @@ func (w *world) startLinkOn(tb testing.TB, nc *nats.Conn, id string, cfg link.Co
 		// These tests count deliveries of explicit subscriptions; the test
 		// server is small, and would otherwise be followed in full.
 		cfg.SmallServer = -1
+	}
+	cfg.History = w.history
+	if w.sessions {
+		cfg.Sessions = mustSessions(tb, l.nc)
 	}
 	var err error
 	l.node, err = link.Start(l.nc, w.members, linkDirectory{w.members, w.resolver}, natsrpc.NewClient(l.nc), nil, cfg)
@@ -954,11 +1005,12 @@ type setup struct {
 	link       link.Config
 	subscribe  subscribe.Config
 	heartbeats bool // the counter records link heartbeats too
+	sessions   bool // JetStream on, link nodes checkpoint sessions (cross-node resume after a death)
 }
 
 func deploy(tb testing.TB, cfg setup) *deployment {
 	tb.Helper()
-	d := &deployment{world: newWorld(tb, cfg.users), clock: &clock{}}
+	d := &deployment{world: newWorld(tb, cfg.users, cfg.sessions), clock: &clock{}}
 	// The subscription service first: a link node's first heartbeats and
 	// deltas must find it. Then the views, which must see every change.
 	d.sub = d.startSubscribe(tb, onC, cfg.subscribe)

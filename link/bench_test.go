@@ -67,7 +67,7 @@ func benchNode() *Node {
 		wake:    make(chan struct{}, 1),
 	}
 	for i := range n.subs {
-		n.subs[i].m = make(map[uint64]map[*session]struct{})
+		n.subs[i].m = make(map[uint64]map[*session]pb.SubscriptionType)
 	}
 	return n
 }
@@ -87,7 +87,7 @@ func BenchmarkDelivery(b *testing.B) {
 			all := make([]*session, sessions)
 			for i := range all {
 				s := &session{n: n, codec: codec{json: i*100/sessions < mix.jsonPct}, out: make(chan outFrame, n.cfg.QueueLen), subs: map[uint64]uint64{ch: 0}}
-				n.subscribe(s, ch)
+				n.subscribe(s, ch, pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES)
 				all[i] = s
 			}
 			data, err := proto.Marshal(&pb.Delivery{Events: []*pb.Event{benchEvent()}})

@@ -79,8 +79,9 @@ func (fakeAuth) Authenticate(_ context.Context, token string) (member.User, erro
 type fakeDir struct {
 	mu      sync.Mutex
 	deny    map[uint64]bool
-	version uint64 // the permission version CanView answers at
-	members int    // MemberCount of every server; 0 means a big one
+	version uint64           // the permission version CanView answers at
+	members int              // MemberCount of every server; 0 means a big one
+	extra   []member.Channel // channels besides 1 and 2
 }
 
 func (d *fakeDir) MemberCount(context.Context, uint64) (int, error) {
@@ -97,7 +98,19 @@ func (d *fakeDir) Servers(context.Context, member.User) ([]member.Server, error)
 }
 
 func (d *fakeDir) Channels(_ context.Context, _ member.User, srv uint64) ([]member.Channel, error) {
-	return []member.Channel{{ID: 1, ServerID: srv, Name: "general"}, {ID: 2, ServerID: srv, Name: "random", Position: 1}}, nil
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if srv != serverID {
+		return nil, guildhall.E("fake.Channels", guildhall.NotFound, "no such server")
+	}
+	all := append([]member.Channel{{ID: 1, ServerID: srv, Name: "general"}, {ID: 2, ServerID: srv, Name: "random", Position: 1}}, d.extra...)
+	var out []member.Channel
+	for _, c := range all {
+		if !d.deny[c.ID] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func (d *fakeDir) CanView(_ context.Context, _ uint64, ch uint64) (uint64, uint64, error) {
@@ -160,7 +173,7 @@ func mustHarness(tb testing.TB, cfg Config) *harness {
 func (h *harness) startNode(tb testing.TB, nc *nats.Conn, cfg Config) {
 	tb.Helper()
 	var err error
-	if h.node, err = Start(nc, fakeAuth{}, h.dir, fakeSender{}, nil, cfg); err != nil {
+	if h.node, err = Start(nc, fakeAuth{}, h.dir, fakeSender{}, nil, testConfig(cfg)); err != nil {
 		tb.Fatal(err)
 	}
 	h.srv = httptest.NewServer(h.node.Handler())
@@ -521,4 +534,13 @@ func (g *gate) release() {
 	g.held = false
 	g.cond.Broadcast()
 	g.mu.Unlock()
+}
+
+// testConfig makes a channel's position at subscribe time 0: the tests'
+// message IDs are small numbers, not snowflakes of now.
+func testConfig(cfg Config) Config {
+	if cfg.idAt == nil {
+		cfg.idAt = func(time.Time) uint64 { return 0 }
+	}
+	return cfg
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	"github.com/guildhall/guildhall/message"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
+	"github.com/guildhall/guildhall/snowflake"
 )
 
 // Auth turns a bearer token into a user.
@@ -65,6 +66,29 @@ type Config struct {
 	// ResumeBuffer is how many of its last dispatches a session keeps for
 	// a resume (default 256).
 	ResumeBuffer int
+	// UnreadCap: a session following a channel as UNREAD_COUNT gets an
+	// update per message until the unread count passes UnreadCap (default
+	// 99), then nothing until the user reads.
+	UnreadCap int
+	// ReadStates serves Ack and READY's read states; nil disables both
+	// (positions then start at 0).
+	ReadStates ReadStates
+	// Roles tells which roles a member holds, for role mentions; nil
+	// counts only user and @everyone mentions.
+	Roles MemberRoles
+	// Sessions keeps session checkpoints for cross-node resume after a
+	// node dies (KVSessions); nil: a session resumes only while the node
+	// that held it is alive.
+	Sessions SessionStore
+	// History rebuilds, on a resume elsewhere, the messages a session
+	// missed while it moved; nil: only what the old node handed over.
+	History History
+	// CheckpointEvery: how often changed sessions are checkpointed
+	// (default 2s).
+	CheckpointEvery time.Duration
+	// idAt is the message ID of a time: a channel's position when a
+	// session starts following it (default snowflake.FromTime).
+	idAt func(time.Time) uint64
 	// Compression offers permessage-deflate (without context takeover, so
 	// an idle connection keeps no compressor state) to clients that ask.
 	Compression bool
@@ -106,6 +130,15 @@ func (c *Config) setDefaults() {
 	if c.ResumeBuffer == 0 {
 		c.ResumeBuffer = 256
 	}
+	if c.idAt == nil {
+		c.idAt = snowflake.FromTime
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = 2 * time.Second
+	}
+	if c.UnreadCap == 0 {
+		c.UnreadCap = 99
+	}
 	if c.FramesPerSecond == 0 {
 		c.FramesPerSecond = 30
 	}
@@ -126,8 +159,17 @@ type Node struct {
 	sender Sender
 	log    *slog.Logger
 
+	// subs: channel → its followers on this node, with the type each
+	// follows it as (the session's own types map is the truth for what it
+	// gets; this copy gives the per-type counts).
 	subs [shards]struct {
 		sync.RWMutex
+		m map[uint64]map[*session]pb.SubscriptionType
+	}
+	// users: user → their sessions on this node (live and detached), for
+	// read-state notices.
+	users [shards]struct {
+		sync.Mutex
 		m map[uint64]map[*session]struct{}
 	}
 
@@ -144,6 +186,9 @@ type Node struct {
 	sessions map[*session]struct{}
 	detached map[string]*session // by session ID, waiting for a resume
 	closing  bool
+
+	handovers   chan struct{} // bounds the takeovers served at once
+	ckptDeletes chan string   // checkpoints of ended sessions, to delete
 
 	natsSubs []*nats.Subscription
 	ctx      context.Context // lives until Shutdown
@@ -168,9 +213,13 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		hbDone:   make(chan struct{}),
 		sessions: make(map[*session]struct{}),
 		detached: make(map[string]*session),
+
+		handovers:   make(chan struct{}, maxHandovers),
+		ckptDeletes: make(chan string, 1024),
 	}
 	for i := range n.subs {
-		n.subs[i].m = make(map[uint64]map[*session]struct{})
+		n.subs[i].m = make(map[uint64]map[*session]pb.SubscriptionType)
+		n.users[i].m = make(map[uint64]map[*session]struct{})
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	deliver, err := nc.Subscribe(bus.LinkDeliver(cfg.NodeID), n.onDelivery)
@@ -189,7 +238,19 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		_ = deliver.Unsubscribe()
 		return nil, err
 	}
-	n.natsSubs = []*nats.Subscription{deliver, snap}
+	reads, err := nc.Subscribe(bus.UserReadStateAll, n.onReadState)
+	if err != nil {
+		_ = deliver.Unsubscribe()
+		_ = snap.Unsubscribe()
+		return nil, err
+	}
+	n.natsSubs = []*nats.Subscription{deliver, snap, reads}
+	if t, err := n.startTakeover(); err != nil {
+		n.unsubscribe()
+		return nil, err
+	} else {
+		n.natsSubs = append(n.natsSubs, t)
+	}
 	if err := nc.Flush(); err != nil {
 		n.unsubscribe()
 		return nil, err
@@ -200,6 +261,10 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 	go n.heartbeatLoop(hbCtx)
 	n.wg.Add(1)
 	go n.smallServerLoop()
+	if cfg.Sessions != nil {
+		n.wg.Add(1)
+		go n.checkpointLoop()
+	}
 	return n, nil
 }
 
@@ -260,22 +325,26 @@ func (n *Node) endSession(s *session, readErr error) {
 	n.sessMu.Lock()
 	delete(n.sessions, s)
 	n.sessMu.Unlock()
-	if !s.resumable(readErr) || !n.detach(s) {
+	if !s.resumable(readErr) {
+		n.unsubscribeAll(s)
+		n.forgetCheckpoint(s.ID())
+	} else if !n.detach(s) { // closing: the last checkpoint lets it resume elsewhere
 		n.unsubscribeAll(s)
 	}
 	n.wg.Done()
 }
 
-// subscribe adds s to the channel's subscribers.
-func (n *Node) subscribe(s *session, ch uint64) <-chan struct{} {
+// subscribe adds s to the channel's subscribers, or changes the type it
+// follows the channel as.
+func (n *Node) subscribe(s *session, ch uint64, typ pb.SubscriptionType) <-chan struct{} {
 	sh := &n.subs[ch%shards]
 	sh.Lock()
 	set := sh.m[ch]
 	if set == nil {
-		set = make(map[*session]struct{})
+		set = make(map[*session]pb.SubscriptionType)
 		sh.m[ch] = set
 	}
-	set[s] = struct{}{}
+	set[s] = typ
 	sh.Unlock()
 	return n.markDirty(ch)
 }
@@ -297,6 +366,7 @@ func (n *Node) unsubscribeAll(s *session) {
 	for _, ch := range s.channels() {
 		n.unsubscribe1(s, ch)
 	}
+	n.forgetUser(s)
 }
 
 // markDirty schedules a delta heartbeat for ch and returns a channel that
@@ -313,11 +383,27 @@ func (n *Node) markDirty(ch uint64) <-chan struct{} {
 	return flushed
 }
 
-func (n *Node) count(ch uint64) uint32 {
+// count is the channel's followers on this node by type.
+func (n *Node) count(ch uint64) *pb.ChannelCount {
 	sh := &n.subs[ch%shards]
 	sh.RLock()
 	defer sh.RUnlock()
-	return uint32(len(sh.m[ch]))
+	return countOf(ch, sh.m[ch])
+}
+
+func countOf(ch uint64, set map[*session]pb.SubscriptionType) *pb.ChannelCount {
+	c := &pb.ChannelCount{ChannelId: ch}
+	for _, typ := range set {
+		switch typ {
+		case pb.SubscriptionType_SUBSCRIPTION_TYPE_UNREAD_COUNT:
+			c.UnreadCount++
+		case pb.SubscriptionType_SUBSCRIPTION_TYPE_UNREAD_STATUS:
+			c.UnreadStatus++
+		default:
+			c.Messages++
+		}
+	}
+	return c
 }
 
 // heartbeatLoop sends deltas soon after a change and a full snapshot every
@@ -359,7 +445,7 @@ func (n *Node) sendHeartbeat(ctx context.Context, full bool) {
 			sh := &n.subs[i]
 			sh.RLock()
 			for ch, set := range sh.m {
-				hb.Counts = append(hb.Counts, &pb.ChannelCount{ChannelId: ch, Messages: uint32(len(set))})
+				hb.Counts = append(hb.Counts, countOf(ch, set))
 			}
 			sh.RUnlock()
 		}
@@ -377,7 +463,7 @@ func (n *Node) sendHeartbeat(ctx context.Context, full bool) {
 		return
 	}
 	for ch := range dirty {
-		hb.Counts = append(hb.Counts, &pb.ChannelCount{ChannelId: ch, Messages: n.count(ch)})
+		hb.Counts = append(hb.Counts, n.count(ch))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -409,7 +495,7 @@ func (n *Node) onDelivery(msg *nats.Msg) {
 		sh.RLock()
 		var stale []*session
 		for s := range sh.m[ev.ChannelId] {
-			if !s.dispatchAt(enc, ev.ChannelId, version) {
+			if !s.dispatchAt(ev, enc, version) {
 				stale = append(stale, s)
 			}
 		}
@@ -423,8 +509,8 @@ func (n *Node) onDelivery(msg *nats.Msg) {
 		g.SetLimit(recheckParallelism)
 		for _, s := range stale {
 			g.Go(func() error {
-				if s.recheck(n.ctx, ev.ChannelId, version) {
-					s.dispatchAt(enc, ev.ChannelId, version)
+				if s.recheck(n.ctx, ev, version) {
+					s.dispatchAt(ev, enc, version)
 				}
 				return nil
 			})
@@ -451,6 +537,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		for s := range n.sessions {
 			list = append(list, s)
 		}
+		n.sessMu.Unlock()
+		// Every session (live or detached) may resume on another node:
+		// no event reaches this node any more, so the checkpoint with the
+		// dispatches after the confirmed position is exact.
+		if n.cfg.Sessions != nil {
+			n.checkpointAll(ctx)
+		}
+		n.sessMu.Lock()
 		for id, s := range n.detached { // nothing will resume here any more
 			s.expiry.Stop()
 			delete(n.detached, id)

@@ -190,7 +190,7 @@ func TestDisconnectRemovesSubscriptions(t *testing.T) {
 		}
 		return nil
 	})
-	if n := h.node.count(7) + h.node.count(8); n != 0 {
+	if n := h.node.count(7).GetMessages() + h.node.count(8).GetMessages(); n != 0 {
 		t.Errorf("node still counts %d subscriptions", n)
 	}
 }

@@ -31,6 +31,7 @@ const (
 
 type outFrame struct {
 	data       []byte
+	unread     bool                 // a marker: write the session's pending unread updates here
 	closeAfter websocket.StatusCode // if set, close the connection after writing
 	reason     string
 }
@@ -49,23 +50,39 @@ type session struct {
 
 	lastTyping map[uint64]time.Time // reader only: when typing was last passed on, per channel
 
-	mu        sync.Mutex // guards everything below and sends to out
-	seq       uint64
-	subs      map[uint64]uint64 // channel → permission version access was checked at
-	replay    replayBuf         // the last dispatches, for resume
-	detached  bool              // the connection ended; dispatches only go to replay
-	movedTo   *session          // resumed on another connection: forward to it
-	expiry    *time.Timer       // ends a detached session
-	closeCode websocket.StatusCode
-	backlog   []outFrame          // frames past the channel's capacity (and a resume's replay), newer than the channel's
-	replaying int                 // how many of backlog are replay, not counted against QueueLen
-	visible   map[uint64][]uint64 // server → its channels this session saw in READY
-	auto      map[uint64]uint64   // channel → server: followed because the server is small
-	optOut    map[uint64]bool     // channels the client unsubscribed from: not followed automatically
-	closed    bool
-	closing   bool // a close handshake was started; closeDone is closed when it ends
-	ended     bool // run is done with the connection: start no handshake any more
-	closeDone chan struct{}
+	mu           sync.Mutex // guards everything below and sends to out
+	seq          uint64
+	subs         map[uint64]uint64 // channel → permission version access was checked at
+	replay       replayBuf         // the last dispatches, for resume
+	detached     bool              // the connection ended; dispatches only go to replay
+	movedTo      *session          // resumed on another connection: forward to it
+	expiry       *time.Timer       // ends a detached session
+	closeCode    websocket.StatusCode
+	backlog      []outFrame                     // frames past the channel's capacity (and a resume's replay), newer than the channel's
+	replaying    int                            // how many of backlog are replay, not counted against QueueLen
+	visible      map[uint64][]uint64            // server → its channels this session saw in READY
+	auto         map[uint64]uint64              // channel → server: followed because the server is small
+	optOut       map[uint64]bool                // channels the client unsubscribed from: not followed automatically
+	types        map[uint64]pb.SubscriptionType // channels followed as other than MESSAGES
+	servers      map[uint64]pb.SubscriptionType // server-wide subscriptions
+	viaServer    map[uint64]uint64              // channel → server: followed through a server subscription
+	reads        map[uint64]*unread             // channel → read position and unread bookkeeping
+	dirty        map[uint64]struct{}            // channels with an unread update to send at the next flush
+	roles        map[uint64]roleSet             // server → roles the user holds, for role mentions
+	markerQueued bool                           // an unread marker waits in the queue
+	// Positions (positions.go): per channel, the newest message (ID) the
+	// client is known to have as of dispatch confirmedSeq; newer ones are
+	// in the replay buffer.
+	confirmed    map[uint64]uint64
+	confirmedSeq uint64
+	floor        map[uint64]uint64 // after a takeover: message IDs at or below were sent already
+	ckptDirty    bool              // changed since the last checkpoint
+	catching     bool              // a takeover is rebuilding what the client missed: hold dispatches
+	held         []heldEvent       // dispatches held while catching
+	closed       bool
+	closing      bool // a close handshake was started; closeDone is closed when it ends
+	ended        bool // run is done with the connection: start no handshake any more
+	closeDone    chan struct{}
 }
 
 func newSession(n *Node, conn *websocket.Conn, c codec) *session {
@@ -188,17 +205,32 @@ func (s *session) send(f *pb.Frame) {
 	s.mu.Unlock()
 }
 
-// dispatchAt queues an event of channel ch published at permission version
-// v, if the session's access to ch was checked at v or later. It reports
-// false when the session must be checked again first (see recheck). A
-// session that was resumed elsewhere forwards to its successor.
-func (s *session) dispatchAt(ev *encodedEvent, ch, v uint64) bool {
+// dispatchAt hands an event to the session, published at permission
+// version v of its server: in full for a channel followed as MESSAGES (or
+// one that mentions the user), as an unread update otherwise. It reports
+// false when the session must be checked again first (see recheck), or
+// must learn its roles in the server first. A session that was resumed
+// elsewhere forwards to its successor.
+func (s *session) dispatchAt(pev *pb.Event, ev *encodedEvent, v uint64) bool {
+	ch := pev.ChannelId
 	s.mu.Lock()
 	if next := s.movedTo; next != nil {
 		s.mu.Unlock()
-		return next.dispatchAt(ev, ch, v)
+		return next.dispatchAt(pev, ev, v)
 	}
 	defer s.mu.Unlock()
+	if s.catching {
+		if _, ok := s.subs[ch]; ok {
+			s.holdLocked(pev, ev, v)
+		}
+		return true
+	}
+	return s.deliverLocked(pev, ev, v)
+}
+
+// deliverLocked is dispatchAt with s.mu held.
+func (s *session) deliverLocked(pev *pb.Event, ev *encodedEvent, v uint64) bool {
+	ch := pev.ChannelId
 	checked, ok := s.subs[ch]
 	if !ok {
 		return true // unsubscribed meanwhile: nothing to deliver
@@ -206,18 +238,43 @@ func (s *session) dispatchAt(ev *encodedEvent, ch, v uint64) bool {
 	if checked < v {
 		return false
 	}
+	if typ := s.types[ch]; typ != pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES {
+		full, known := s.countLocked(pev, typ, v)
+		if !known {
+			return false
+		}
+		if full {
+			s.dispatchLocked(ev)
+		}
+		s.kickUnreadLocked() // after the message: its update says it was counted
+		return true
+	} else if m := pev.GetMessageCreate(); m != nil {
+		if m.Id <= s.floor[ch] {
+			return true // rebuilt from history already
+		}
+		s.seenLocked(ch, pev.ServerId, m)
+	}
+	s.dispatchLocked(ev)
+	return true
+}
+
+// dispatchLocked numbers and queues an event.
+func (s *session) dispatchLocked(ev *encodedEvent) {
 	live := !s.detached && !s.closed
 	if ev.droppable && (!live || s.queuedLocked() >= s.n.cfg.QueueLen/2) {
-		return true // behind already: a typing indicator is not worth a disconnect
+		return // behind already: a typing indicator is not worth a disconnect
 	}
 	// Numbered and kept for a resume even when the connection is going:
 	// a client closed for falling behind resumes and misses nothing.
 	s.seq++
-	s.replay.push(s.seq, ev)
+	if e, ok := s.replay.push(s.seq, ev); ok && e.seq > s.confirmedSeq {
+		// Out of the buffer: a resume from before it is refused anyway.
+		s.confirmLocked(e.seq, &e)
+	}
+	s.ckptDirty = true
 	if live {
 		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, *ev)})
 	}
-	return true
 }
 
 // current follows resumes to the session that holds the state now.
@@ -233,10 +290,14 @@ func (s *session) current() *session {
 // recheck asks again whether the session may follow ch, now that its
 // server's permissions moved to version v. It drops the subscription if
 // not, and reports whether the session may still get ch's events.
-func (s *session) recheck(ctx context.Context, ch, v uint64) bool {
+func (s *session) recheck(ctx context.Context, ev *pb.Event, v uint64) bool {
 	s = s.current()
+	ch := ev.ChannelId
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	if !s.loadRoles(rctx, ev, v) {
+		return false
+	}
 	_, version, err := s.n.dir.CanView(rctx, s.user.ID, ch)
 	if err != nil {
 		if k := guildhall.KindOf(err); k != guildhall.NotFound && k != guildhall.Forbidden {
@@ -264,6 +325,11 @@ func (s *session) drop(ch uint64) bool {
 	_, ok := s.subs[ch]
 	delete(s.subs, ch)
 	delete(s.auto, ch)
+	delete(s.types, ch)
+	delete(s.viaServer, ch)
+	delete(s.dirty, ch)
+	delete(s.confirmed, ch)
+	s.ckptDirty = true
 	return ok
 }
 
@@ -343,6 +409,10 @@ func (s *session) takeBacklog(pending []outFrame) []outFrame {
 // backlog for a client that does not, which goes out frame by frame. It
 // reports done when a frame closed the connection.
 func (s *session) write(ctx context.Context, pending []outFrame) (done bool, err error) {
+	pending = s.expandUnread(pending)
+	if len(pending) == 0 {
+		return false, nil
+	}
 	typ := s.codec.messageType()
 	var groups [][]outFrame
 	if s.batch.Load() {
@@ -461,11 +531,19 @@ func (s *session) handle(ctx context.Context, f *pb.Frame) error {
 	}
 	switch b := f.Body.(type) {
 	case *pb.Frame_Heartbeat:
+		s.confirm(b.Heartbeat.LastSeq)
 		s.send(&pb.Frame{Body: &pb.Frame_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
 	case *pb.Frame_Subscribe:
-		s.reply(f.Ref, s.subscribe(ctx, b.Subscribe.ChannelIds))
+		s.reply(f.Ref, s.subscribe(ctx, b.Subscribe))
 	case *pb.Frame_Unsubscribe:
-		s.reply(f.Ref, s.unsubscribe(b.Unsubscribe.ChannelIds))
+		s.reply(f.Ref, s.unsubscribe(b.Unsubscribe))
+	case *pb.Frame_Ack:
+		rs, err := s.ack(ctx, b.Ack)
+		if err != nil {
+			s.reply(f.Ref, err)
+		} else {
+			s.send(&pb.Frame{Ref: f.Ref, Body: &pb.Frame_Acked{Acked: &pb.Acked{ReadState: rs}}})
+		}
 	case *pb.Frame_SendMessage:
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		m, err := s.n.sender.Send(rctx, s.user.ID, b.SendMessage.ChannelId, b.SendMessage.Content, b.SendMessage.Nonce)
@@ -549,10 +627,16 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 			})
 		}
 	}
+	if ready.ReadStates, err = s.loadReadStates(rctx, u.ID, visible); err != nil {
+		s.n.log.Error("ready: read states", "err", err)
+		s.close(CloseUnknownError, "try again")
+		return errClosing
+	}
 	s.user = u
 	s.mu.Lock()
 	s.visible = visible
 	s.mu.Unlock()
+	s.n.rememberUser(s)
 	// Follow small servers before READY, and once the routes know: a
 	// message sent after READY must reach the session.
 	if flushed := s.n.followSmall(rctx, s, nil); flushed != nil {
@@ -566,42 +650,87 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 	return nil
 }
 
-func (s *session) subscribe(ctx context.Context, ids []uint64) error {
+// maxServersPerFrame bounds the server_ids of one Subscribe; a session
+// holds at most maxServerSubs server-wide subscriptions.
+const (
+	maxServersPerFrame = 10
+	maxServerSubs      = 200
+)
+
+type follow struct {
+	ch, server, version uint64
+	via                 uint64 // the server subscription it comes from, 0 if named
+}
+
+func (s *session) subscribe(ctx context.Context, sub *pb.Subscribe) error {
 	const op = "link.Subscribe"
-	if len(ids) == 0 || len(ids) > maxChannelsPerFrame {
-		return guildhall.E(op, guildhall.Invalid, "subscribe to 1 to %d channels per frame", maxChannelsPerFrame)
+	ids, srvs, typ := sub.ChannelIds, sub.ServerIds, sub.Type
+	if len(ids)+len(srvs) == 0 || len(ids) > maxChannelsPerFrame || len(srvs) > maxServersPerFrame {
+		return guildhall.E(op, guildhall.Invalid, "subscribe to 1 to %d channels and at most %d servers per frame", maxChannelsPerFrame, maxServersPerFrame)
+	}
+	if _, ok := pb.SubscriptionType_name[int32(typ)]; !ok {
+		return guildhall.E(op, guildhall.Invalid, "unknown subscription type %d", typ)
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	versions := make([]uint64, len(ids))
-	for i, ch := range ids { // all or nothing
-		_, v, err := s.n.dir.CanView(rctx, s.user.ID, ch)
+	follows := make([]follow, 0, len(ids))
+	for _, ch := range ids { // all or nothing
+		srv, v, err := s.n.dir.CanView(rctx, s.user.ID, ch)
 		if err != nil {
 			return guildhall.Wrap(op, err)
 		}
-		versions[i] = v
+		follows = append(follows, follow{ch: ch, server: srv, version: v})
+	}
+	visible := make(map[uint64][]uint64, len(srvs))
+	for _, srv := range srvs {
+		chans, err := s.n.dir.Channels(rctx, s.user, srv)
+		if err != nil {
+			return guildhall.Wrap(op, err)
+		}
+		for _, c := range chans {
+			if c.Type == member.ChannelCategory {
+				continue
+			}
+			visible[srv] = append(visible[srv], c.ID)
+			// Version 0: checked again at the first event carrying one.
+			follows = append(follows, follow{ch: c.ID, server: srv, via: srv})
+		}
+		if visible[srv] == nil {
+			visible[srv] = []uint64{}
+		}
 	}
 	s.mu.Lock()
-	added := make([]uint64, 0, len(ids))
-	for i, ch := range ids {
-		if _, ok := s.subs[ch]; !ok {
-			added = append(added, ch)
+	fresh := make(map[uint64]bool)
+	for _, f := range follows {
+		if _, ok := s.subs[f.ch]; !ok {
+			fresh[f.ch] = true
 		}
-		s.subs[ch] = max(s.subs[ch], versions[i])
-		delete(s.auto, ch) // followed on purpose now
-		delete(s.optOut, ch)
 	}
-	if len(s.subs) > s.n.cfg.MaxSubscriptions {
-		for _, ch := range added {
-			delete(s.subs, ch)
+	newServers := 0
+	for _, srv := range srvs {
+		if _, ok := s.servers[srv]; !ok {
+			newServers++
 		}
+	}
+	if len(s.subs)+len(fresh) > s.n.cfg.MaxSubscriptions || len(s.servers)+newServers > maxServerSubs {
 		s.mu.Unlock()
-		return guildhall.E(op, guildhall.Invalid, "a session may follow at most %d channels", s.n.cfg.MaxSubscriptions)
+		return guildhall.E(op, guildhall.Invalid, "a session may follow at most %d channels and %d servers", s.n.cfg.MaxSubscriptions, maxServerSubs)
 	}
+	for srv, chans := range visible {
+		if s.visible == nil {
+			s.visible = make(map[uint64][]uint64)
+		}
+		s.visible[srv] = chans
+		if s.servers == nil {
+			s.servers = make(map[uint64]pb.SubscriptionType)
+		}
+		s.servers[srv] = typ
+	}
+	changed := s.followLocked(follows, typ)
 	s.mu.Unlock()
 	var flushed <-chan struct{}
-	for _, ch := range added {
-		flushed = s.n.subscribe(s, ch)
+	for _, ch := range changed {
+		flushed = s.n.subscribe(s, ch, typ)
 	}
 	if flushed != nil { // acknowledge once the routes know about us
 		select {
@@ -612,11 +741,55 @@ func (s *session) subscribe(ctx context.Context, ids []uint64) error {
 	return nil
 }
 
-func (s *session) unsubscribe(ids []uint64) error {
-	if len(ids) > maxChannelsPerFrame {
-		return guildhall.E("link.Unsubscribe", guildhall.Invalid, "unsubscribe from at most %d channels per frame", maxChannelsPerFrame)
+// followLocked follows the channels as typ and returns those that are new
+// or changed type. s.mu is held.
+func (s *session) followLocked(follows []follow, typ pb.SubscriptionType) []uint64 {
+	var changed []uint64
+	for _, f := range follows {
+		old, had := s.subs[f.ch]
+		if !had {
+			s.baselineLocked(f.ch, time.Now())
+		}
+		oldTyp := s.types[f.ch]
+		_, wasAuto := s.auto[f.ch]
+		_, wasVia := s.viaServer[f.ch]
+		s.subs[f.ch] = max(old, f.version)
+		delete(s.auto, f.ch) // followed on purpose now
+		delete(s.optOut, f.ch)
+		switch {
+		case f.via == 0:
+			delete(s.viaServer, f.ch)
+		case !had || wasAuto || wasVia:
+			if s.viaServer == nil {
+				s.viaServer = make(map[uint64]uint64)
+			}
+			s.viaServer[f.ch] = f.via
+		}
+		if typ == pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES {
+			delete(s.types, f.ch)
+		} else {
+			if s.types == nil {
+				s.types = make(map[uint64]pb.SubscriptionType)
+			}
+			s.types[f.ch] = typ
+			r := s.readLocked(f.ch, f.server)
+			if oldTyp != typ { // what the client knows now: READY's read state
+				r.capped = r.count() > uint64(s.n.cfg.UnreadCap)
+				r.notified = r.count() > 0
+			}
+		}
+		if !had || oldTyp != typ {
+			changed = append(changed, f.ch)
+		}
 	}
-	for _, ch := range ids {
+	return changed
+}
+
+func (s *session) unsubscribe(u *pb.Unsubscribe) error {
+	if len(u.ChannelIds) > maxChannelsPerFrame || len(u.ServerIds) > maxServersPerFrame {
+		return guildhall.E("link.Unsubscribe", guildhall.Invalid, "unsubscribe from at most %d channels and %d servers per frame", maxChannelsPerFrame, maxServersPerFrame)
+	}
+	for _, ch := range u.ChannelIds {
 		s.mu.Lock()
 		if s.optOut == nil {
 			s.optOut = make(map[uint64]bool)
@@ -627,6 +800,22 @@ func (s *session) unsubscribe(ids []uint64) error {
 		s.mu.Unlock()
 		if s.drop(ch) {
 			s.n.unsubscribe1(s, ch)
+		}
+	}
+	for _, srv := range u.ServerIds {
+		s.mu.Lock()
+		delete(s.servers, srv)
+		var chans []uint64
+		for ch, via := range s.viaServer {
+			if via == srv {
+				chans = append(chans, ch)
+			}
+		}
+		s.mu.Unlock()
+		for _, ch := range chans {
+			if s.drop(ch) {
+				s.n.unsubscribe1(s, ch)
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,10 @@ package link
 import (
 	"context"
 	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/member"
+	pb "github.com/guildhall/guildhall/proto/guildhallpb"
 )
 
 // followSmall makes s follow every channel it can see in the servers with
@@ -51,6 +55,7 @@ func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]in
 				}
 				s.subs[ch] = 0 // checked again at the first event carrying a version
 				s.auto[ch] = srv
+				s.baselineLocked(ch, time.Now())
 				add = append(add, ch)
 			case !small && auto:
 				delete(s.subs, ch)
@@ -62,7 +67,7 @@ func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]in
 	}
 	var flushed <-chan struct{}
 	for _, ch := range add {
-		flushed = n.subscribe(s, ch)
+		flushed = n.subscribe(s, ch, pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES)
 	}
 	for _, ch := range drop {
 		n.unsubscribe1(s, ch)
@@ -71,12 +76,10 @@ func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]in
 }
 
 // smallServerLoop re-checks, every SnapshotEvery, which servers are small,
-// so crossing the threshold changes delivery within one heartbeat period.
+// so crossing the threshold changes delivery within one heartbeat period,
+// and follows the channels created since in servers subscribed as a whole.
 func (n *Node) smallServerLoop() {
 	defer n.wg.Done()
-	if n.cfg.SmallServer < 0 {
-		return
-	}
 	t := time.NewTicker(n.cfg.SnapshotEvery)
 	defer t.Stop()
 	for {
@@ -95,7 +98,54 @@ func (n *Node) smallServerLoop() {
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.SnapshotEvery)
 		for _, s := range list {
 			n.followSmall(ctx, s, counts) // no-op before identify: nothing visible yet
+			n.refreshServers(ctx, s)
 		}
 		cancel()
+	}
+}
+
+// refreshServers follows the channels created (or made visible) since in
+// the servers s subscribed to as a whole, and ends the server
+// subscriptions of servers the user left.
+func (n *Node) refreshServers(ctx context.Context, s *session) {
+	s.mu.Lock()
+	servers := make(map[uint64]pb.SubscriptionType, len(s.servers))
+	for srv, typ := range s.servers {
+		servers[srv] = typ
+	}
+	s.mu.Unlock()
+	for srv, typ := range servers {
+		chans, err := n.dir.Channels(ctx, s.user, srv)
+		if err != nil {
+			if k := guildhall.KindOf(err); k == guildhall.NotFound || k == guildhall.Forbidden {
+				_ = s.unsubscribe(&pb.Unsubscribe{ServerIds: []uint64{srv}})
+			}
+			continue
+		}
+		var ids []uint64
+		var follows []follow
+		s.mu.Lock()
+		if s.movedTo != nil || s.closed {
+			s.mu.Unlock()
+			return
+		}
+		for _, c := range chans {
+			if c.Type == member.ChannelCategory {
+				continue
+			}
+			ids = append(ids, c.ID)
+			if _, ok := s.subs[c.ID]; !ok && !s.optOut[c.ID] && len(s.subs)+len(follows) < n.cfg.MaxSubscriptions {
+				follows = append(follows, follow{ch: c.ID, server: srv, via: srv})
+			}
+		}
+		if ids == nil {
+			ids = []uint64{}
+		}
+		s.visible[srv] = ids
+		changed := s.followLocked(follows, typ)
+		s.mu.Unlock()
+		for _, ch := range changed {
+			n.subscribe(s, ch, typ)
+		}
 	}
 }

@@ -25,9 +25,12 @@ import (
 // query. A cache error counts as a miss: with Redis down, reads go to the
 // store (and then see only persisted messages).
 //
-// Deletions are not merged the same way: a message deleted but not yet
-// persisted as deleted can still come back from the store for as long as
-// the persister's lag.
+// Before it reads the store, a Reader waits (up to a couple of seconds)
+// until the persister has stored the channel's newest change, so that the
+// store has every edit and deletion acked so far: the cache keeps no
+// tombstones, so a deleted message could otherwise come back from the
+// store. If the persister is slower than that, reads merge what the store
+// has with the cache, which may show a message deleted moments ago.
 type Reader struct {
 	store  Store
 	access Access
@@ -89,6 +92,13 @@ func (r *Reader) list(ctx context.Context, channelID uint64, q Query) ([]Message
 	}
 	if latest && complete && len(recent) >= q.Limit {
 		return recent[:q.Limit], nil
+	}
+	// The store read comes after the persister caught up with the
+	// channel, so it has every edit and deletion made so far (the cache
+	// holds no tombstones); if the persister is stuck, the merge with the
+	// cache still shows every acked message.
+	if err := r.awaitPersisted(ctx, channelID); err != nil {
+		return merge(q, nil, recent), nil
 	}
 	var stored []Message
 	if latest && q.Limit <= fillSize {
@@ -234,4 +244,35 @@ func oldest(desc []Message, n int) []Message {
 		desc = desc[len(desc)-n:]
 	}
 	return desc
+}
+
+// Recent answers what read states need of messages (ReadMessages) for
+// messages that may not be persisted yet: Get waits until the persister
+// has stored the channel's newest change (so a deletion just made is
+// seen), then looks in the cache and the store; Last is
+// the channel's head in the log, or the store's when the log holds none.
+type Recent struct{ r *Reader }
+
+var _ ReadMessages = Recent{}
+
+// Recent returns r's Recent view (no permission checks: for services).
+func (r *Reader) Recent() Recent { return Recent{r} }
+
+// Get implements ReadMessages.
+func (x Recent) Get(ctx context.Context, channelID, id uint64) (Message, error) {
+	if err := x.r.awaitPersisted(ctx, channelID); err != nil {
+		return Message{}, err
+	}
+	return x.r.get(ctx, channelID, id)
+}
+
+// Last implements ReadMessages.
+func (x Recent) Last(ctx context.Context, channelID uint64) (seq, id uint64, err error) {
+	if x.r.log != nil {
+		h, ok, err := x.r.log.Head(ctx, channelID)
+		if err != nil || ok {
+			return h.Seq, h.ID, err
+		}
+	}
+	return x.r.store.Last(ctx, channelID)
 }

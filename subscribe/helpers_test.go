@@ -130,15 +130,15 @@ func mustMarshal(tb testing.TB, m proto.Message) []byte {
 }
 
 func full(node string, intervalMs uint32, counts ...uint64) *pb.LinkHeartbeat {
-	return &pb.LinkHeartbeat{NodeId: node, Full: true, IntervalMs: intervalMs, Counts: countsOf(counts...)}
+	return &pb.LinkHeartbeat{NodeId: node, Full: true, IntervalMs: intervalMs, Counts: testCounts(counts...)}
 }
 
 func delta(node string, counts ...uint64) *pb.LinkHeartbeat {
-	return &pb.LinkHeartbeat{NodeId: node, IntervalMs: 5000, Counts: countsOf(counts...)}
+	return &pb.LinkHeartbeat{NodeId: node, IntervalMs: 5000, Counts: testCounts(counts...)}
 }
 
 // countsOf turns channel, messages, channel, messages, ... into counts.
-func countsOf(kv ...uint64) []*pb.ChannelCount {
+func testCounts(kv ...uint64) []*pb.ChannelCount {
 	var out []*pb.ChannelCount
 	for i := 0; i+1 < len(kv); i += 2 {
 		out = append(out, &pb.ChannelCount{ChannelId: kv[i], Messages: uint32(kv[i+1])})

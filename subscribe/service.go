@@ -25,8 +25,28 @@ type Config struct {
 	SweepEvery time.Duration
 }
 
+// Counts is how many sessions follow a channel, by subscription type.
+type Counts struct {
+	Messages, UnreadCount, UnreadStatus uint32
+}
+
+// Total is the number of sessions of every type.
+func (c Counts) Total() uint64 {
+	return uint64(c.Messages) + uint64(c.UnreadCount) + uint64(c.UnreadStatus)
+}
+
+func (c *Counts) add(o Counts) {
+	c.Messages += o.Messages
+	c.UnreadCount += o.UnreadCount
+	c.UnreadStatus += o.UnreadStatus
+}
+
+func countsOf(c *pb.ChannelCount) Counts {
+	return Counts{Messages: c.Messages, UnreadCount: c.UnreadCount, UnreadStatus: c.UnreadStatus}
+}
+
 type node struct {
-	counts   map[uint64]uint32
+	counts   map[uint64]Counts
 	interval time.Duration
 	lastSeen time.Time
 }
@@ -203,7 +223,7 @@ func (s *Service) apply(hb *pb.LinkHeartbeat) *pb.RouteTable {
 	}
 	n := s.nodes[id]
 	if n == nil {
-		n = &node{counts: make(map[uint64]uint32)}
+		n = &node{counts: make(map[uint64]Counts)}
 		s.nodes[id] = n
 	}
 	n.lastSeen = s.cfg.Now()
@@ -227,13 +247,14 @@ func (s *Service) apply(hb *pb.LinkHeartbeat) *pb.RouteTable {
 	}
 	for _, c := range hb.Counts {
 		_, had := n.counts[c.ChannelId]
+		cnt := countsOf(c)
 		switch {
-		case c.Messages == 0 && had:
+		case cnt.Total() == 0 && had:
 			delete(n.counts, c.ChannelId)
 			s.dropRouteLocked(c.ChannelId, id)
 			touched[c.ChannelId] = struct{}{}
-		case c.Messages > 0:
-			n.counts[c.ChannelId] = c.Messages
+		case cnt.Total() > 0: // a node following a channel with any type gets its events
+			n.counts[c.ChannelId] = cnt
 			if !had {
 				set := s.routes[c.ChannelId]
 				if set == nil {
@@ -249,6 +270,18 @@ func (s *Service) apply(hb *pb.LinkHeartbeat) *pb.RouteTable {
 		changes.Routes = append(changes.Routes, s.routeLocked(ch))
 	}
 	return changes
+}
+
+// Counts sums, over the live link nodes, the sessions that follow ch by
+// subscription type.
+func (s *Service) Counts(ch uint64) Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum Counts
+	for id := range s.routes[ch] {
+		sum.add(s.nodes[id].counts[ch])
+	}
+	return sum
 }
 
 func (s *Service) routeLocked(ch uint64) *pb.Route {

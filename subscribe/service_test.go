@@ -121,7 +121,7 @@ func TestBadHeartbeatIgnored(t *testing.T) {
 	if err := nc.Publish(bus.LinkHeartbeat, []byte{0xff, 0xff}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.Publish(nc, bus.LinkHeartbeat, &pb.LinkHeartbeat{Full: true, Counts: countsOf(1, 1)}); err != nil {
+	if err := bus.Publish(nc, bus.LinkHeartbeat, &pb.LinkHeartbeat{Full: true, Counts: testCounts(1, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	heartbeat(t, nc, full("n1", 5000, 2, 1)) // processed after the bad ones
@@ -325,5 +325,33 @@ func TestShutdownStopsService(t *testing.T) {
 	err = bus.Request(ctx, nc, bus.RouteTableRequest, &pb.RouteTableRequest{}, &pb.RouteTable{})
 	if err == nil {
 		t.Fatal("a stopped service still answers table requests")
+	}
+}
+
+func TestCountsByTypeRouteAndAggregate(t *testing.T) {
+	ns := bustest.MustServer(t)
+	svc := MustService(t, ns, Config{})
+	nc := bustest.MustConnect(t, ns)
+
+	// n1 follows channel 1 only for unread counts, n2 only for status,
+	// n3 for messages: every one of them needs the channel's events.
+	heartbeat(t, nc, &pb.LinkHeartbeat{NodeId: "n1", Full: true, IntervalMs: 5000, Counts: []*pb.ChannelCount{{ChannelId: 1, UnreadCount: 2}}})
+	heartbeat(t, nc, &pb.LinkHeartbeat{NodeId: "n2", Full: true, IntervalMs: 5000, Counts: []*pb.ChannelCount{{ChannelId: 1, UnreadStatus: 3}}})
+	heartbeat(t, nc, &pb.LinkHeartbeat{NodeId: "n3", IntervalMs: 5000, Counts: []*pb.ChannelCount{{ChannelId: 1, Messages: 1, UnreadCount: 1}}})
+	if got, want := svc.Nodes(1), []string{"n1", "n2", "n3"}; !slices.Equal(got, want) {
+		t.Fatalf("Nodes(1) = %v, want %v", got, want)
+	}
+	if got, want := svc.Counts(1), (Counts{Messages: 1, UnreadCount: 3, UnreadStatus: 3}); got != want {
+		t.Fatalf("Counts(1) = %+v, want %+v", got, want)
+	}
+	// A type change that keeps a session is no route change; dropping the
+	// last session of every type is.
+	heartbeat(t, nc, &pb.LinkHeartbeat{NodeId: "n1", IntervalMs: 5000, Counts: []*pb.ChannelCount{{ChannelId: 1, UnreadStatus: 2}}})
+	if got, want := svc.Counts(1), (Counts{Messages: 1, UnreadCount: 1, UnreadStatus: 5}); got != want {
+		t.Fatalf("Counts(1) after type change = %+v, want %+v", got, want)
+	}
+	heartbeat(t, nc, &pb.LinkHeartbeat{NodeId: "n2", IntervalMs: 5000, Counts: []*pb.ChannelCount{{ChannelId: 1}}})
+	if got, want := svc.Nodes(1), []string{"n1", "n3"}; !slices.Equal(got, want) {
+		t.Fatalf("Nodes(1) = %v, want %v", got, want)
 	}
 }

@@ -5,9 +5,13 @@ import (
 	"github.com/guildhall/guildhall/message"
 )
 
-// recordV2 is the first byte of every record this package writes;
-// version 1 records (without mentions) are still read.
-const recordV2 = 2
+// Record format versions, the first byte of every record: recordV1 for
+// every record type's first format; messages are written as recordV2
+// (with mentions), and version 1 messages are still read.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
 
 // Key families; see doc.go for what each holds.
 const (

@@ -163,8 +163,11 @@ func (x *LinkHeartbeat) GetLeaving() bool {
 type ChannelCount struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	ChannelId uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
-	// Sessions on the node subscribed for full messages; 0 removes the entry.
+	// Sessions on the node following the channel, by subscription type; all
+	// three 0 removes the entry.
 	Messages      uint32 `protobuf:"varint,2,opt,name=messages,proto3" json:"messages,omitempty"`
+	UnreadCount   uint32 `protobuf:"varint,3,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	UnreadStatus  uint32 `protobuf:"varint,4,opt,name=unread_status,json=unreadStatus,proto3" json:"unread_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,6 +212,20 @@ func (x *ChannelCount) GetChannelId() uint64 {
 func (x *ChannelCount) GetMessages() uint32 {
 	if x != nil {
 		return x.Messages
+	}
+	return 0
+}
+
+func (x *ChannelCount) GetUnreadCount() uint32 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+func (x *ChannelCount) GetUnreadStatus() uint32 {
+	if x != nil {
+		return x.UnreadStatus
 	}
 	return 0
 }
@@ -717,6 +734,550 @@ func (x *MessageReply) GetError() *Error {
 	return nil
 }
 
+// CacheInvalidation tells every node's hot history layer (message/hotcache)
+// that the cached history of some channels changed, so each node drops its
+// local copies of them. Subject bus.MessageCacheInvalidate.
+type CacheInvalidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin is the node that made the change; it ignores its own.
+	Origin        string   `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	ChannelIds    []uint64 `protobuf:"varint,2,rep,packed,name=channel_ids,json=channelIds,proto3" json:"channel_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheInvalidation) Reset() {
+	*x = CacheInvalidation{}
+	mi := &file_bus_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheInvalidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheInvalidation) ProtoMessage() {}
+
+func (x *CacheInvalidation) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheInvalidation.ProtoReflect.Descriptor instead.
+func (*CacheInvalidation) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CacheInvalidation) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *CacheInvalidation) GetChannelIds() []uint64 {
+	if x != nil {
+		return x.ChannelIds
+	}
+	return nil
+}
+
+// ReadStateNotice tells a user's sessions on every link node that the user
+// read a channel (bus.UserReadState subject of the user).
+type ReadStateNotice struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId uint64                 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	State  *ReadState             `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// The gateway session that acked, which already has its answer ("" for
+	// REST).
+	OriginSession string `protobuf:"bytes,3,opt,name=origin_session,json=originSession,proto3" json:"origin_session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadStateNotice) Reset() {
+	*x = ReadStateNotice{}
+	mi := &file_bus_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadStateNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadStateNotice) ProtoMessage() {}
+
+func (x *ReadStateNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadStateNotice.ProtoReflect.Descriptor instead.
+func (*ReadStateNotice) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReadStateNotice) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *ReadStateNotice) GetState() *ReadState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *ReadStateNotice) GetOriginSession() string {
+	if x != nil {
+		return x.OriginSession
+	}
+	return ""
+}
+
+// SessionState is what a link node needs to take over a gateway session
+// (cross-node resume): its subscriptions with their types and, per
+// channel, the newest message seq the session was given.
+type SessionState struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	UserId    uint64                 `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The last dispatch seq the session was given.
+	Seq      uint64            `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Channels []*SessionChannel `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
+	Servers  []*SessionServer  `protobuf:"bytes,5,rep,name=servers,proto3" json:"servers,omitempty"`
+	// When the state was written (unix ms), for expiry.
+	UpdatedMs     int64 `protobuf:"varint,6,opt,name=updated_ms,json=updatedMs,proto3" json:"updated_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionState) Reset() {
+	*x = SessionState{}
+	mi := &file_bus_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionState) ProtoMessage() {}
+
+func (x *SessionState) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionState.ProtoReflect.Descriptor instead.
+func (*SessionState) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SessionState) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionState) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *SessionState) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SessionState) GetChannels() []*SessionChannel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *SessionState) GetServers() []*SessionServer {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *SessionState) GetUpdatedMs() int64 {
+	if x != nil {
+		return x.UpdatedMs
+	}
+	return 0
+}
+
+type SessionChannel struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	ServerId  uint64                 `protobuf:"varint,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Type      SubscriptionType       `protobuf:"varint,3,opt,name=type,proto3,enum=guildhall.v1.SubscriptionType" json:"type,omitempty"`
+	// The newest message seq of the channel the session was given (or
+	// counted, for the unread types).
+	Position uint64 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	// Followed implicitly (small server) or through a server subscription.
+	Implicit bool `protobuf:"varint,5,opt,name=implicit,proto3" json:"implicit,omitempty"`
+	// Last read message seq (for the unread types).
+	ReadSeq uint64 `protobuf:"varint,6,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	// The ID of the message at position.
+	PositionId    uint64 `protobuf:"varint,7,opt,name=position_id,json=positionId,proto3" json:"position_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionChannel) Reset() {
+	*x = SessionChannel{}
+	mi := &file_bus_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionChannel) ProtoMessage() {}
+
+func (x *SessionChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionChannel.ProtoReflect.Descriptor instead.
+func (*SessionChannel) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SessionChannel) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *SessionChannel) GetServerId() uint64 {
+	if x != nil {
+		return x.ServerId
+	}
+	return 0
+}
+
+func (x *SessionChannel) GetType() SubscriptionType {
+	if x != nil {
+		return x.Type
+	}
+	return SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES
+}
+
+func (x *SessionChannel) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *SessionChannel) GetImplicit() bool {
+	if x != nil {
+		return x.Implicit
+	}
+	return false
+}
+
+func (x *SessionChannel) GetReadSeq() uint64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
+func (x *SessionChannel) GetPositionId() uint64 {
+	if x != nil {
+		return x.PositionId
+	}
+	return 0
+}
+
+type SessionServer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      uint64                 `protobuf:"varint,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Type          SubscriptionType       `protobuf:"varint,2,opt,name=type,proto3,enum=guildhall.v1.SubscriptionType" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionServer) Reset() {
+	*x = SessionServer{}
+	mi := &file_bus_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionServer) ProtoMessage() {}
+
+func (x *SessionServer) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionServer.ProtoReflect.Descriptor instead.
+func (*SessionServer) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SessionServer) GetServerId() uint64 {
+	if x != nil {
+		return x.ServerId
+	}
+	return 0
+}
+
+func (x *SessionServer) GetType() SubscriptionType {
+	if x != nil {
+		return x.Type
+	}
+	return SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES
+}
+
+// SessionTakeover asks the link node that holds session_id to hand it
+// over (subject bus.LinkSession of that node).
+type SessionTakeover struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	UserId        uint64                 `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LastSeq       uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionTakeover) Reset() {
+	*x = SessionTakeover{}
+	mi := &file_bus_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionTakeover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionTakeover) ProtoMessage() {}
+
+func (x *SessionTakeover) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionTakeover.ProtoReflect.Descriptor instead.
+func (*SessionTakeover) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SessionTakeover) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionTakeover) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *SessionTakeover) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+// SessionHandover answers a SessionTakeover: the session's state and the
+// dispatches after last_seq, in order. found is false if the node does not
+// hold the session; complete is false if it no longer has every dispatch
+// after last_seq.
+type SessionHandover struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Complete      bool                   `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	State         *SessionState          `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Events        []*SeqEvent            `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionHandover) Reset() {
+	*x = SessionHandover{}
+	mi := &file_bus_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionHandover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionHandover) ProtoMessage() {}
+
+func (x *SessionHandover) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionHandover.ProtoReflect.Descriptor instead.
+func (*SessionHandover) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SessionHandover) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *SessionHandover) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *SessionHandover) GetState() *SessionState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *SessionHandover) GetEvents() []*SeqEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type SeqEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Event         *Event                 `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeqEvent) Reset() {
+	*x = SeqEvent{}
+	mi := &file_bus_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeqEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeqEvent) ProtoMessage() {}
+
+func (x *SeqEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeqEvent.ProtoReflect.Descriptor instead.
+func (*SeqEvent) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SeqEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SeqEvent) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 // MessageLogRecord is one record of the durable message log, the
 // JetStream stream the message service appends to before it acks a send
 // and the persister copies into the history store (see
@@ -732,7 +1293,7 @@ type MessageLogRecord struct {
 
 func (x *MessageLogRecord) Reset() {
 	*x = MessageLogRecord{}
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +1305,7 @@ func (x *MessageLogRecord) String() string {
 func (*MessageLogRecord) ProtoMessage() {}
 
 func (x *MessageLogRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_bus_proto_msgTypes[11]
+	mi := &file_bus_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +1318,7 @@ func (x *MessageLogRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageLogRecord.ProtoReflect.Descriptor instead.
 func (*MessageLogRecord) Descriptor() ([]byte, []int) {
-	return file_bus_proto_rawDescGZIP(), []int{11}
+	return file_bus_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MessageLogRecord) GetKind() MessageLogKind {
@@ -785,11 +1346,13 @@ const file_bus_proto_rawDesc = "" +
 	"\x06counts\x18\x03 \x03(\v2\x1a.guildhall.v1.ChannelCountR\x06counts\x12\x1f\n" +
 	"\vinterval_ms\x18\x04 \x01(\rR\n" +
 	"intervalMs\x12\x18\n" +
-	"\aleaving\x18\x05 \x01(\bR\aleaving\"I\n" +
+	"\aleaving\x18\x05 \x01(\bR\aleaving\"\x91\x01\n" +
 	"\fChannelCount\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1a\n" +
-	"\bmessages\x18\x02 \x01(\rR\bmessages\"A\n" +
+	"\bmessages\x18\x02 \x01(\rR\bmessages\x12!\n" +
+	"\funread_count\x18\x03 \x01(\rR\vunreadCount\x12#\n" +
+	"\runread_status\x18\x04 \x01(\rR\funreadStatus\"A\n" +
 	"\x05Route\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x19\n" +
@@ -827,7 +1390,50 @@ const file_bus_proto_rawDesc = "" +
 	"channel_id\x18\x02 \x01(\x04R\tchannelId\"j\n" +
 	"\fMessageReply\x12/\n" +
 	"\amessage\x18\x01 \x01(\v2\x15.guildhall.v1.MessageR\amessage\x12)\n" +
-	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05error\"u\n" +
+	"\x05error\x18\x02 \x01(\v2\x13.guildhall.v1.ErrorR\x05error\"L\n" +
+	"\x11CacheInvalidation\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1f\n" +
+	"\vchannel_ids\x18\x02 \x03(\x04R\n" +
+	"channelIds\"\x80\x01\n" +
+	"\x0fReadStateNotice\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12-\n" +
+	"\x05state\x18\x02 \x01(\v2\x17.guildhall.v1.ReadStateR\x05state\x12%\n" +
+	"\x0eorigin_session\x18\x03 \x01(\tR\roriginSession\"\xe8\x01\n" +
+	"\fSessionState\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x04R\x06userId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x128\n" +
+	"\bchannels\x18\x04 \x03(\v2\x1c.guildhall.v1.SessionChannelR\bchannels\x125\n" +
+	"\aservers\x18\x05 \x03(\v2\x1b.guildhall.v1.SessionServerR\aservers\x12\x1d\n" +
+	"\n" +
+	"updated_ms\x18\x06 \x01(\x03R\tupdatedMs\"\xf4\x01\n" +
+	"\x0eSessionChannel\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\x04R\bserverId\x122\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x1e.guildhall.v1.SubscriptionTypeR\x04type\x12\x1a\n" +
+	"\bposition\x18\x04 \x01(\x04R\bposition\x12\x1a\n" +
+	"\bimplicit\x18\x05 \x01(\bR\bimplicit\x12\x19\n" +
+	"\bread_seq\x18\x06 \x01(\x04R\areadSeq\x12\x1f\n" +
+	"\vposition_id\x18\a \x01(\x04R\n" +
+	"positionId\"`\n" +
+	"\rSessionServer\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\x04R\bserverId\x122\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1e.guildhall.v1.SubscriptionTypeR\x04type\"d\n" +
+	"\x0fSessionTakeover\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x04R\x06userId\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\xa5\x01\n" +
+	"\x0fSessionHandover\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x120\n" +
+	"\x05state\x18\x03 \x01(\v2\x1a.guildhall.v1.SessionStateR\x05state\x12.\n" +
+	"\x06events\x18\x04 \x03(\v2\x16.guildhall.v1.SeqEventR\x06events\"G\n" +
+	"\bSeqEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12)\n" +
+	"\x05event\x18\x02 \x01(\v2\x13.guildhall.v1.EventR\x05event\"u\n" +
 	"\x10MessageLogRecord\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.guildhall.v1.MessageLogKindR\x04kind\x12/\n" +
 	"\amessage\x18\x02 \x01(\v2\x15.guildhall.v1.MessageR\amessage*\x87\x01\n" +
@@ -850,7 +1456,7 @@ func file_bus_proto_rawDescGZIP() []byte {
 }
 
 var file_bus_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_bus_proto_goTypes = []any{
 	(MessageLogKind)(0),          // 0: guildhall.v1.MessageLogKind
 	(*LinkHeartbeat)(nil),        // 1: guildhall.v1.LinkHeartbeat
@@ -864,24 +1470,42 @@ var file_bus_proto_goTypes = []any{
 	(*DeleteMessageRequest)(nil), // 9: guildhall.v1.DeleteMessageRequest
 	(*TypingRequest)(nil),        // 10: guildhall.v1.TypingRequest
 	(*MessageReply)(nil),         // 11: guildhall.v1.MessageReply
-	(*MessageLogRecord)(nil),     // 12: guildhall.v1.MessageLogRecord
-	(*Event)(nil),                // 13: guildhall.v1.Event
-	(*Message)(nil),              // 14: guildhall.v1.Message
-	(*Error)(nil),                // 15: guildhall.v1.Error
+	(*CacheInvalidation)(nil),    // 12: guildhall.v1.CacheInvalidation
+	(*ReadStateNotice)(nil),      // 13: guildhall.v1.ReadStateNotice
+	(*SessionState)(nil),         // 14: guildhall.v1.SessionState
+	(*SessionChannel)(nil),       // 15: guildhall.v1.SessionChannel
+	(*SessionServer)(nil),        // 16: guildhall.v1.SessionServer
+	(*SessionTakeover)(nil),      // 17: guildhall.v1.SessionTakeover
+	(*SessionHandover)(nil),      // 18: guildhall.v1.SessionHandover
+	(*SeqEvent)(nil),             // 19: guildhall.v1.SeqEvent
+	(*MessageLogRecord)(nil),     // 20: guildhall.v1.MessageLogRecord
+	(*Event)(nil),                // 21: guildhall.v1.Event
+	(*Message)(nil),              // 22: guildhall.v1.Message
+	(*Error)(nil),                // 23: guildhall.v1.Error
+	(*ReadState)(nil),            // 24: guildhall.v1.ReadState
+	(SubscriptionType)(0),        // 25: guildhall.v1.SubscriptionType
 }
 var file_bus_proto_depIdxs = []int32{
 	2,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
 	3,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
-	13, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
-	14, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
-	15, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
-	0,  // 5: guildhall.v1.MessageLogRecord.kind:type_name -> guildhall.v1.MessageLogKind
-	14, // 6: guildhall.v1.MessageLogRecord.message:type_name -> guildhall.v1.Message
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	21, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
+	22, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
+	23, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
+	24, // 5: guildhall.v1.ReadStateNotice.state:type_name -> guildhall.v1.ReadState
+	15, // 6: guildhall.v1.SessionState.channels:type_name -> guildhall.v1.SessionChannel
+	16, // 7: guildhall.v1.SessionState.servers:type_name -> guildhall.v1.SessionServer
+	25, // 8: guildhall.v1.SessionChannel.type:type_name -> guildhall.v1.SubscriptionType
+	25, // 9: guildhall.v1.SessionServer.type:type_name -> guildhall.v1.SubscriptionType
+	14, // 10: guildhall.v1.SessionHandover.state:type_name -> guildhall.v1.SessionState
+	19, // 11: guildhall.v1.SessionHandover.events:type_name -> guildhall.v1.SeqEvent
+	21, // 12: guildhall.v1.SeqEvent.event:type_name -> guildhall.v1.Event
+	0,  // 13: guildhall.v1.MessageLogRecord.kind:type_name -> guildhall.v1.MessageLogKind
+	22, // 14: guildhall.v1.MessageLogRecord.message:type_name -> guildhall.v1.Message
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_bus_proto_init() }
@@ -897,7 +1521,7 @@ func file_bus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -26,6 +26,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SubscriptionType is what a session gets of a channel it follows.
+type SubscriptionType int32
+
+const (
+	// Every event in full (message create, update, delete, typing).
+	SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES SubscriptionType = 0
+	// An UnreadUpdate per new message (coalesced per flush) until
+	// unread_count passes the server's cap (default 99), then nothing until
+	// the user reads (acks). Messages mentioning the user always come in full.
+	SubscriptionType_SUBSCRIPTION_TYPE_UNREAD_COUNT SubscriptionType = 1
+	// One UnreadUpdate when the channel becomes unread, then nothing until
+	// the user reads. Messages mentioning the user always come in full.
+	SubscriptionType_SUBSCRIPTION_TYPE_UNREAD_STATUS SubscriptionType = 2
+)
+
+// Enum value maps for SubscriptionType.
+var (
+	SubscriptionType_name = map[int32]string{
+		0: "SUBSCRIPTION_TYPE_MESSAGES",
+		1: "SUBSCRIPTION_TYPE_UNREAD_COUNT",
+		2: "SUBSCRIPTION_TYPE_UNREAD_STATUS",
+	}
+	SubscriptionType_value = map[string]int32{
+		"SUBSCRIPTION_TYPE_MESSAGES":      0,
+		"SUBSCRIPTION_TYPE_UNREAD_COUNT":  1,
+		"SUBSCRIPTION_TYPE_UNREAD_STATUS": 2,
+	}
+)
+
+func (x SubscriptionType) Enum() *SubscriptionType {
+	p := new(SubscriptionType)
+	*p = x
+	return p
+}
+
+func (x SubscriptionType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SubscriptionType) Descriptor() protoreflect.EnumDescriptor {
+	return file_gateway_proto_enumTypes[0].Descriptor()
+}
+
+func (SubscriptionType) Type() protoreflect.EnumType {
+	return &file_gateway_proto_enumTypes[0]
+}
+
+func (x SubscriptionType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SubscriptionType.Descriptor instead.
+func (SubscriptionType) EnumDescriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{0}
+}
+
 type Frame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// seq numbers the dispatches of one session (1, 2, 3, ...); set only on
@@ -47,6 +103,9 @@ type Frame struct {
 	//	*Frame_Batch
 	//	*Frame_Resumed
 	//	*Frame_InvalidSession
+	//	*Frame_UnreadUpdate
+	//	*Frame_ReadStateUpdate
+	//	*Frame_Acked
 	//	*Frame_Identify
 	//	*Frame_Heartbeat
 	//	*Frame_Subscribe
@@ -54,6 +113,7 @@ type Frame struct {
 	//	*Frame_SendMessage
 	//	*Frame_Typing
 	//	*Frame_Resume
+	//	*Frame_Ack
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -209,6 +269,33 @@ func (x *Frame) GetInvalidSession() *InvalidSession {
 	return nil
 }
 
+func (x *Frame) GetUnreadUpdate() *UnreadUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_UnreadUpdate); ok {
+			return x.UnreadUpdate
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetReadStateUpdate() *ReadStateUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_ReadStateUpdate); ok {
+			return x.ReadStateUpdate
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetAcked() *Acked {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Acked); ok {
+			return x.Acked
+		}
+	}
+	return nil
+}
+
 func (x *Frame) GetIdentify() *Identify {
 	if x != nil {
 		if x, ok := x.Body.(*Frame_Identify); ok {
@@ -272,6 +359,15 @@ func (x *Frame) GetResume() *Resume {
 	return nil
 }
 
+func (x *Frame) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -321,6 +417,21 @@ type Frame_InvalidSession struct {
 	InvalidSession *InvalidSession `protobuf:"bytes,20,opt,name=invalid_session,json=invalidSession,proto3,oneof"`
 }
 
+type Frame_UnreadUpdate struct {
+	// State notices: not numbered (seq is 0) and not replayed by a resume;
+	// each carries the whole current state of one channel, so the newest
+	// one wins. See docs/gateway.md "Subscription types".
+	UnreadUpdate *UnreadUpdate `protobuf:"bytes,21,opt,name=unread_update,json=unreadUpdate,proto3,oneof"`
+}
+
+type Frame_ReadStateUpdate struct {
+	ReadStateUpdate *ReadStateUpdate `protobuf:"bytes,22,opt,name=read_state_update,json=readStateUpdate,proto3,oneof"`
+}
+
+type Frame_Acked struct {
+	Acked *Acked `protobuf:"bytes,23,opt,name=acked,proto3,oneof"`
+}
+
 type Frame_Identify struct {
 	// client -> server
 	Identify *Identify `protobuf:"bytes,30,opt,name=identify,proto3,oneof"`
@@ -350,6 +461,10 @@ type Frame_Resume struct {
 	Resume *Resume `protobuf:"bytes,36,opt,name=resume,proto3,oneof"`
 }
 
+type Frame_Ack struct {
+	Ack *Ack `protobuf:"bytes,37,opt,name=ack,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_Ready) isFrame_Body() {}
@@ -372,6 +487,12 @@ func (*Frame_Resumed) isFrame_Body() {}
 
 func (*Frame_InvalidSession) isFrame_Body() {}
 
+func (*Frame_UnreadUpdate) isFrame_Body() {}
+
+func (*Frame_ReadStateUpdate) isFrame_Body() {}
+
+func (*Frame_Acked) isFrame_Body() {}
+
 func (*Frame_Identify) isFrame_Body() {}
 
 func (*Frame_Heartbeat) isFrame_Body() {}
@@ -385,6 +506,8 @@ func (*Frame_SendMessage) isFrame_Body() {}
 func (*Frame_Typing) isFrame_Body() {}
 
 func (*Frame_Resume) isFrame_Body() {}
+
+func (*Frame_Ack) isFrame_Body() {}
 
 // Hello is the first frame on a new connection.
 type Hello struct {
@@ -493,11 +616,17 @@ func (x *Identify) GetBatch() bool {
 // Resumed. If the session cannot be resumed it sends InvalidSession and the
 // client identifies again (and catches up through the history API).
 type Resume struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	LastSeq       uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	Batch         bool                   `protobuf:"varint,4,opt,name=batch,proto3" json:"batch,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Token     string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	SessionId string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	LastSeq   uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Batch     bool                   `protobuf:"varint,4,opt,name=batch,proto3" json:"batch,omitempty"`
+	// Optional, for an exact resume after the node holding the session died:
+	// per channel followed as MESSAGES, the newest message the client has
+	// (by ID). Without them a session rebuilt from its last checkpoint may
+	// repeat messages the client already has (never skip any): dedupe by
+	// (channel_id, seq). See docs/gateway.md "Resuming on another node".
+	Positions     []*ChannelPosition `protobuf:"bytes,5,rep,name=positions,proto3" json:"positions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -560,6 +689,65 @@ func (x *Resume) GetBatch() bool {
 	return false
 }
 
+func (x *Resume) GetPositions() []*ChannelPosition {
+	if x != nil {
+		return x.Positions
+	}
+	return nil
+}
+
+type ChannelPosition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	MessageId     uint64                 `protobuf:"varint,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelPosition) Reset() {
+	*x = ChannelPosition{}
+	mi := &file_gateway_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelPosition) ProtoMessage() {}
+
+func (x *ChannelPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelPosition.ProtoReflect.Descriptor instead.
+func (*ChannelPosition) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ChannelPosition) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *ChannelPosition) GetMessageId() uint64 {
+	if x != nil {
+		return x.MessageId
+	}
+	return 0
+}
+
 // Resumed ends the replay of a resume; live dispatches follow.
 type Resumed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -571,7 +759,7 @@ type Resumed struct {
 
 func (x *Resumed) Reset() {
 	*x = Resumed{}
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +771,7 @@ func (x *Resumed) String() string {
 func (*Resumed) ProtoMessage() {}
 
 func (x *Resumed) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +784,7 @@ func (x *Resumed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resumed.ProtoReflect.Descriptor instead.
 func (*Resumed) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{4}
+	return file_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Resumed) GetSessionId() string {
@@ -623,7 +811,7 @@ type InvalidSession struct {
 
 func (x *InvalidSession) Reset() {
 	*x = InvalidSession{}
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +823,7 @@ func (x *InvalidSession) String() string {
 func (*InvalidSession) ProtoMessage() {}
 
 func (x *InvalidSession) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +836,7 @@ func (x *InvalidSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidSession.ProtoReflect.Descriptor instead.
 func (*InvalidSession) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{5}
+	return file_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 // Batch carries several frames, in order, in one WebSocket message. Sent
@@ -662,7 +850,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +862,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +875,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{6}
+	return file_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Batch) GetFrames() []*Frame {
@@ -699,18 +887,21 @@ func (x *Batch) GetFrames() []*Frame {
 
 // Ready answers a successful Identify.
 type Ready struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	User          *User                  `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
-	Servers       []*Server              `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
-	Channels      []*Channel             `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	User      *User                  `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Servers   []*Server              `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
+	Channels  []*Channel             `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
+	// read_states: the user's read position in every channel of channels
+	// (text channels only), with its unread and mention counts.
+	ReadStates    []*ReadState `protobuf:"bytes,5,rep,name=read_states,json=readStates,proto3" json:"read_states,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Ready) Reset() {
 	*x = Ready{}
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +913,7 @@ func (x *Ready) String() string {
 func (*Ready) ProtoMessage() {}
 
 func (x *Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[7]
+	mi := &file_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +926,7 @@ func (x *Ready) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ready.ProtoReflect.Descriptor instead.
 func (*Ready) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{7}
+	return file_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Ready) GetSessionId() string {
@@ -766,6 +957,13 @@ func (x *Ready) GetChannels() []*Channel {
 	return nil
 }
 
+func (x *Ready) GetReadStates() []*ReadState {
+	if x != nil {
+		return x.ReadStates
+	}
+	return nil
+}
+
 type Heartbeat struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The last dispatch seq the client has seen (0 if none).
@@ -776,7 +974,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +986,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[8]
+	mi := &file_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +999,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{8}
+	return file_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Heartbeat) GetLastSeq() uint64 {
@@ -819,7 +1017,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +1029,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[9]
+	mi := &file_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,20 +1042,25 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{9}
+	return file_gateway_proto_rawDescGZIP(), []int{10}
 }
 
-// Subscribe asks for full message events of the listed channels.
+// Subscribe follows channels: the listed ones, and every channel visible
+// to the user in the listed servers (including channels created later).
+// Subscribing a followed channel again with another type changes its type.
+// All or nothing: one channel the user may not see fails the whole frame.
 type Subscribe struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ChannelIds    []uint64               `protobuf:"varint,1,rep,packed,name=channel_ids,json=channelIds,proto3" json:"channel_ids,omitempty"`
+	ServerIds     []uint64               `protobuf:"varint,2,rep,packed,name=server_ids,json=serverIds,proto3" json:"server_ids,omitempty"`
+	Type          SubscriptionType       `protobuf:"varint,3,opt,name=type,proto3,enum=guildhall.v1.SubscriptionType" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1072,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[10]
+	mi := &file_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1085,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{10}
+	return file_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Subscribe) GetChannelIds() []uint64 {
@@ -892,16 +1095,34 @@ func (x *Subscribe) GetChannelIds() []uint64 {
 	return nil
 }
 
+func (x *Subscribe) GetServerIds() []uint64 {
+	if x != nil {
+		return x.ServerIds
+	}
+	return nil
+}
+
+func (x *Subscribe) GetType() SubscriptionType {
+	if x != nil {
+		return x.Type
+	}
+	return SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES
+}
+
+// Unsubscribe stops following the listed channels, and the server-wide
+// subscriptions of the listed servers (with the channels followed through
+// them).
 type Unsubscribe struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ChannelIds    []uint64               `protobuf:"varint,1,rep,packed,name=channel_ids,json=channelIds,proto3" json:"channel_ids,omitempty"`
+	ServerIds     []uint64               `protobuf:"varint,2,rep,packed,name=server_ids,json=serverIds,proto3" json:"server_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1134,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[11]
+	mi := &file_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,12 +1147,263 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{11}
+	return file_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Unsubscribe) GetChannelIds() []uint64 {
 	if x != nil {
 		return x.ChannelIds
+	}
+	return nil
+}
+
+func (x *Unsubscribe) GetServerIds() []uint64 {
+	if x != nil {
+		return x.ServerIds
+	}
+	return nil
+}
+
+// Ack marks channel_id read up to message_id (inclusive). The reply is
+// Acked (or Error) with the same ref; the user's other sessions, on any
+// node, get a ReadStateUpdate.
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	MessageId     uint64                 `protobuf:"varint,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_gateway_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Ack) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *Ack) GetMessageId() uint64 {
+	if x != nil {
+		return x.MessageId
+	}
+	return 0
+}
+
+// Acked answers an Ack with the new read state.
+type Acked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReadState     *ReadState             `protobuf:"bytes,1,opt,name=read_state,json=readState,proto3" json:"read_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Acked) Reset() {
+	*x = Acked{}
+	mi := &file_gateway_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Acked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Acked) ProtoMessage() {}
+
+func (x *Acked) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Acked.ProtoReflect.Descriptor instead.
+func (*Acked) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Acked) GetReadState() *ReadState {
+	if x != nil {
+		return x.ReadState
+	}
+	return nil
+}
+
+// UnreadUpdate is the compact state of a channel followed as UNREAD_COUNT
+// or UNREAD_STATUS. For UNREAD_STATUS only unread (and mention_count) are
+// meaningful; unread_count is 0.
+type UnreadUpdate struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId uint64                 `protobuf:"varint,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	ServerId  uint64                 `protobuf:"varint,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The channel's newest message seq the server knows of.
+	LastSeq      uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	UnreadCount  uint64 `protobuf:"varint,4,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	MentionCount uint64 `protobuf:"varint,5,opt,name=mention_count,json=mentionCount,proto3" json:"mention_count,omitempty"`
+	Unread       bool   `protobuf:"varint,6,opt,name=unread,proto3" json:"unread,omitempty"`
+	// capped: unread_count passed the cap; no update follows until the user
+	// reads (mentions still come in full).
+	Capped        bool `protobuf:"varint,7,opt,name=capped,proto3" json:"capped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnreadUpdate) Reset() {
+	*x = UnreadUpdate{}
+	mi := &file_gateway_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnreadUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnreadUpdate) ProtoMessage() {}
+
+func (x *UnreadUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnreadUpdate.ProtoReflect.Descriptor instead.
+func (*UnreadUpdate) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UnreadUpdate) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *UnreadUpdate) GetServerId() uint64 {
+	if x != nil {
+		return x.ServerId
+	}
+	return 0
+}
+
+func (x *UnreadUpdate) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *UnreadUpdate) GetUnreadCount() uint64 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+func (x *UnreadUpdate) GetMentionCount() uint64 {
+	if x != nil {
+		return x.MentionCount
+	}
+	return 0
+}
+
+func (x *UnreadUpdate) GetUnread() bool {
+	if x != nil {
+		return x.Unread
+	}
+	return false
+}
+
+func (x *UnreadUpdate) GetCapped() bool {
+	if x != nil {
+		return x.Capped
+	}
+	return false
+}
+
+// ReadStateUpdate: the user read a channel (acked) from another session or
+// the REST API.
+type ReadStateUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReadState     *ReadState             `protobuf:"bytes,1,opt,name=read_state,json=readState,proto3" json:"read_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadStateUpdate) Reset() {
+	*x = ReadStateUpdate{}
+	mi := &file_gateway_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadStateUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadStateUpdate) ProtoMessage() {}
+
+func (x *ReadStateUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadStateUpdate.ProtoReflect.Descriptor instead.
+func (*ReadStateUpdate) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReadStateUpdate) GetReadState() *ReadState {
+	if x != nil {
+		return x.ReadState
 	}
 	return nil
 }
@@ -948,7 +1420,7 @@ type SendMessage struct {
 
 func (x *SendMessage) Reset() {
 	*x = SendMessage{}
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1432,7 @@ func (x *SendMessage) String() string {
 func (*SendMessage) ProtoMessage() {}
 
 func (x *SendMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[12]
+	mi := &file_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1445,7 @@ func (x *SendMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessage.ProtoReflect.Descriptor instead.
 func (*SendMessage) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{12}
+	return file_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SendMessage) GetChannelId() uint64 {
@@ -1008,7 +1480,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1492,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[13]
+	mi := &file_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1505,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{13}
+	return file_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Typing) GetChannelId() uint64 {
@@ -1052,7 +1524,7 @@ type Sent struct {
 
 func (x *Sent) Reset() {
 	*x = Sent{}
-	mi := &file_gateway_proto_msgTypes[14]
+	mi := &file_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1536,7 @@ func (x *Sent) String() string {
 func (*Sent) ProtoMessage() {}
 
 func (x *Sent) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[14]
+	mi := &file_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1549,7 @@ func (x *Sent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sent.ProtoReflect.Descriptor instead.
 func (*Sent) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{14}
+	return file_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Sent) GetMessage() *Message {
@@ -1095,7 +1567,7 @@ type Ok struct {
 
 func (x *Ok) Reset() {
 	*x = Ok{}
-	mi := &file_gateway_proto_msgTypes[15]
+	mi := &file_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1579,7 @@ func (x *Ok) String() string {
 func (*Ok) ProtoMessage() {}
 
 func (x *Ok) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[15]
+	mi := &file_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1592,7 @@ func (x *Ok) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ok.ProtoReflect.Descriptor instead.
 func (*Ok) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{15}
+	return file_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 // Reconnect tells the client the server is going away and it should connect
@@ -1133,7 +1605,7 @@ type Reconnect struct {
 
 func (x *Reconnect) Reset() {
 	*x = Reconnect{}
-	mi := &file_gateway_proto_msgTypes[16]
+	mi := &file_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1617,7 @@ func (x *Reconnect) String() string {
 func (*Reconnect) ProtoMessage() {}
 
 func (x *Reconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[16]
+	mi := &file_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1630,7 @@ func (x *Reconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reconnect.ProtoReflect.Descriptor instead.
 func (*Reconnect) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{16}
+	return file_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 // Event is a dispatch: something happened in a channel the session follows.
@@ -1179,7 +1651,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_gateway_proto_msgTypes[17]
+	mi := &file_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1663,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[17]
+	mi := &file_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1676,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{17}
+	return file_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetServerId() uint64 {
@@ -1304,7 +1776,7 @@ type TypingStart struct {
 
 func (x *TypingStart) Reset() {
 	*x = TypingStart{}
-	mi := &file_gateway_proto_msgTypes[18]
+	mi := &file_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1788,7 @@ func (x *TypingStart) String() string {
 func (*TypingStart) ProtoMessage() {}
 
 func (x *TypingStart) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[18]
+	mi := &file_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1801,7 @@ func (x *TypingStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingStart.ProtoReflect.Descriptor instead.
 func (*TypingStart) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{18}
+	return file_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TypingStart) GetUserId() uint64 {
@@ -1350,7 +1822,7 @@ var File_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\rgateway.proto\x12\fguildhall.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\vtypes.proto\"\xe1\a\n" +
+	"\rgateway.proto\x12\fguildhall.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\vtypes.proto\"\xc5\t\n" +
 	"\x05Frame\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\x12+\n" +
@@ -1365,48 +1837,85 @@ const file_gateway_proto_rawDesc = "" +
 	"\treconnect\x18\x11 \x01(\v2\x17.guildhall.v1.ReconnectH\x00R\treconnect\x12+\n" +
 	"\x05batch\x18\x12 \x01(\v2\x13.guildhall.v1.BatchH\x00R\x05batch\x121\n" +
 	"\aresumed\x18\x13 \x01(\v2\x15.guildhall.v1.ResumedH\x00R\aresumed\x12G\n" +
-	"\x0finvalid_session\x18\x14 \x01(\v2\x1c.guildhall.v1.InvalidSessionH\x00R\x0einvalidSession\x124\n" +
+	"\x0finvalid_session\x18\x14 \x01(\v2\x1c.guildhall.v1.InvalidSessionH\x00R\x0einvalidSession\x12A\n" +
+	"\runread_update\x18\x15 \x01(\v2\x1a.guildhall.v1.UnreadUpdateH\x00R\funreadUpdate\x12K\n" +
+	"\x11read_state_update\x18\x16 \x01(\v2\x1d.guildhall.v1.ReadStateUpdateH\x00R\x0freadStateUpdate\x12+\n" +
+	"\x05acked\x18\x17 \x01(\v2\x13.guildhall.v1.AckedH\x00R\x05acked\x124\n" +
 	"\bidentify\x18\x1e \x01(\v2\x16.guildhall.v1.IdentifyH\x00R\bidentify\x127\n" +
 	"\theartbeat\x18\x1f \x01(\v2\x17.guildhall.v1.HeartbeatH\x00R\theartbeat\x127\n" +
 	"\tsubscribe\x18  \x01(\v2\x17.guildhall.v1.SubscribeH\x00R\tsubscribe\x12=\n" +
 	"\vunsubscribe\x18! \x01(\v2\x19.guildhall.v1.UnsubscribeH\x00R\vunsubscribe\x12>\n" +
 	"\fsend_message\x18\" \x01(\v2\x19.guildhall.v1.SendMessageH\x00R\vsendMessage\x12.\n" +
 	"\x06typing\x18# \x01(\v2\x14.guildhall.v1.TypingH\x00R\x06typing\x12.\n" +
-	"\x06resume\x18$ \x01(\v2\x14.guildhall.v1.ResumeH\x00R\x06resumeB\x06\n" +
+	"\x06resume\x18$ \x01(\v2\x14.guildhall.v1.ResumeH\x00R\x06resume\x12%\n" +
+	"\x03ack\x18% \x01(\v2\x11.guildhall.v1.AckH\x00R\x03ackB\x06\n" +
 	"\x04body\";\n" +
 	"\x05Hello\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x01 \x01(\rR\x13heartbeatIntervalMs\"6\n" +
 	"\bIdentify\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x14\n" +
-	"\x05batch\x18\x02 \x01(\bR\x05batch\"n\n" +
+	"\x05batch\x18\x02 \x01(\bR\x05batch\"\xab\x01\n" +
 	"\x06Resume\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x14\n" +
-	"\x05batch\x18\x04 \x01(\bR\x05batch\"D\n" +
+	"\x05batch\x18\x04 \x01(\bR\x05batch\x12;\n" +
+	"\tpositions\x18\x05 \x03(\v2\x1d.guildhall.v1.ChannelPositionR\tpositions\"O\n" +
+	"\x0fChannelPosition\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\x04R\tmessageId\"D\n" +
 	"\aResumed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\rR\breplayed\"\x10\n" +
 	"\x0eInvalidSession\"4\n" +
 	"\x05Batch\x12+\n" +
-	"\x06frames\x18\x01 \x03(\v2\x13.guildhall.v1.FrameR\x06frames\"\xb1\x01\n" +
+	"\x06frames\x18\x01 \x03(\v2\x13.guildhall.v1.FrameR\x06frames\"\xeb\x01\n" +
 	"\x05Ready\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12&\n" +
 	"\x04user\x18\x02 \x01(\v2\x12.guildhall.v1.UserR\x04user\x12.\n" +
 	"\aservers\x18\x03 \x03(\v2\x14.guildhall.v1.ServerR\aservers\x121\n" +
-	"\bchannels\x18\x04 \x03(\v2\x15.guildhall.v1.ChannelR\bchannels\"&\n" +
+	"\bchannels\x18\x04 \x03(\v2\x15.guildhall.v1.ChannelR\bchannels\x128\n" +
+	"\vread_states\x18\x05 \x03(\v2\x17.guildhall.v1.ReadStateR\n" +
+	"readStates\"&\n" +
 	"\tHeartbeat\x12\x19\n" +
 	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\"\x0e\n" +
-	"\fHeartbeatAck\",\n" +
+	"\fHeartbeatAck\"\x7f\n" +
 	"\tSubscribe\x12\x1f\n" +
 	"\vchannel_ids\x18\x01 \x03(\x04R\n" +
-	"channelIds\".\n" +
+	"channelIds\x12\x1d\n" +
+	"\n" +
+	"server_ids\x18\x02 \x03(\x04R\tserverIds\x122\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x1e.guildhall.v1.SubscriptionTypeR\x04type\"M\n" +
 	"\vUnsubscribe\x12\x1f\n" +
 	"\vchannel_ids\x18\x01 \x03(\x04R\n" +
-	"channelIds\"\\\n" +
+	"channelIds\x12\x1d\n" +
+	"\n" +
+	"server_ids\x18\x02 \x03(\x04R\tserverIds\"C\n" +
+	"\x03Ack\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\x04R\tmessageId\"?\n" +
+	"\x05Acked\x126\n" +
+	"\n" +
+	"read_state\x18\x01 \x01(\v2\x17.guildhall.v1.ReadStateR\treadState\"\xdd\x01\n" +
+	"\fUnreadUpdate\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\x04R\bserverId\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12!\n" +
+	"\funread_count\x18\x04 \x01(\x04R\vunreadCount\x12#\n" +
+	"\rmention_count\x18\x05 \x01(\x04R\fmentionCount\x12\x16\n" +
+	"\x06unread\x18\x06 \x01(\bR\x06unread\x12\x16\n" +
+	"\x06capped\x18\a \x01(\bR\x06capped\"I\n" +
+	"\x0fReadStateUpdate\x126\n" +
+	"\n" +
+	"read_state\x18\x01 \x01(\v2\x17.guildhall.v1.ReadStateR\treadState\"\\\n" +
 	"\vSendMessage\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\x04R\tchannelId\x12\x18\n" +
@@ -1431,7 +1940,11 @@ const file_gateway_proto_rawDesc = "" +
 	"\x04kind\"R\n" +
 	"\vTypingStart\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x04R\x06userId\x12*\n" +
-	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at*{\n" +
+	"\x10SubscriptionType\x12\x1e\n" +
+	"\x1aSUBSCRIPTION_TYPE_MESSAGES\x10\x00\x12\"\n" +
+	"\x1eSUBSCRIPTION_TYPE_UNREAD_COUNT\x10\x01\x12#\n" +
+	"\x1fSUBSCRIPTION_TYPE_UNREAD_STATUS\x10\x02B2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
 
 var (
 	file_gateway_proto_rawDescOnce sync.Once
@@ -1445,69 +1958,86 @@ func file_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_proto_rawDescData
 }
 
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_gateway_proto_goTypes = []any{
-	(*Frame)(nil),                 // 0: guildhall.v1.Frame
-	(*Hello)(nil),                 // 1: guildhall.v1.Hello
-	(*Identify)(nil),              // 2: guildhall.v1.Identify
-	(*Resume)(nil),                // 3: guildhall.v1.Resume
-	(*Resumed)(nil),               // 4: guildhall.v1.Resumed
-	(*InvalidSession)(nil),        // 5: guildhall.v1.InvalidSession
-	(*Batch)(nil),                 // 6: guildhall.v1.Batch
-	(*Ready)(nil),                 // 7: guildhall.v1.Ready
-	(*Heartbeat)(nil),             // 8: guildhall.v1.Heartbeat
-	(*HeartbeatAck)(nil),          // 9: guildhall.v1.HeartbeatAck
-	(*Subscribe)(nil),             // 10: guildhall.v1.Subscribe
-	(*Unsubscribe)(nil),           // 11: guildhall.v1.Unsubscribe
-	(*SendMessage)(nil),           // 12: guildhall.v1.SendMessage
-	(*Typing)(nil),                // 13: guildhall.v1.Typing
-	(*Sent)(nil),                  // 14: guildhall.v1.Sent
-	(*Ok)(nil),                    // 15: guildhall.v1.Ok
-	(*Reconnect)(nil),             // 16: guildhall.v1.Reconnect
-	(*Event)(nil),                 // 17: guildhall.v1.Event
-	(*TypingStart)(nil),           // 18: guildhall.v1.TypingStart
-	(*Error)(nil),                 // 19: guildhall.v1.Error
-	(*User)(nil),                  // 20: guildhall.v1.User
-	(*Server)(nil),                // 21: guildhall.v1.Server
-	(*Channel)(nil),               // 22: guildhall.v1.Channel
-	(*Message)(nil),               // 23: guildhall.v1.Message
-	(*MessageDelete)(nil),         // 24: guildhall.v1.MessageDelete
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(SubscriptionType)(0),         // 0: guildhall.v1.SubscriptionType
+	(*Frame)(nil),                 // 1: guildhall.v1.Frame
+	(*Hello)(nil),                 // 2: guildhall.v1.Hello
+	(*Identify)(nil),              // 3: guildhall.v1.Identify
+	(*Resume)(nil),                // 4: guildhall.v1.Resume
+	(*ChannelPosition)(nil),       // 5: guildhall.v1.ChannelPosition
+	(*Resumed)(nil),               // 6: guildhall.v1.Resumed
+	(*InvalidSession)(nil),        // 7: guildhall.v1.InvalidSession
+	(*Batch)(nil),                 // 8: guildhall.v1.Batch
+	(*Ready)(nil),                 // 9: guildhall.v1.Ready
+	(*Heartbeat)(nil),             // 10: guildhall.v1.Heartbeat
+	(*HeartbeatAck)(nil),          // 11: guildhall.v1.HeartbeatAck
+	(*Subscribe)(nil),             // 12: guildhall.v1.Subscribe
+	(*Unsubscribe)(nil),           // 13: guildhall.v1.Unsubscribe
+	(*Ack)(nil),                   // 14: guildhall.v1.Ack
+	(*Acked)(nil),                 // 15: guildhall.v1.Acked
+	(*UnreadUpdate)(nil),          // 16: guildhall.v1.UnreadUpdate
+	(*ReadStateUpdate)(nil),       // 17: guildhall.v1.ReadStateUpdate
+	(*SendMessage)(nil),           // 18: guildhall.v1.SendMessage
+	(*Typing)(nil),                // 19: guildhall.v1.Typing
+	(*Sent)(nil),                  // 20: guildhall.v1.Sent
+	(*Ok)(nil),                    // 21: guildhall.v1.Ok
+	(*Reconnect)(nil),             // 22: guildhall.v1.Reconnect
+	(*Event)(nil),                 // 23: guildhall.v1.Event
+	(*TypingStart)(nil),           // 24: guildhall.v1.TypingStart
+	(*Error)(nil),                 // 25: guildhall.v1.Error
+	(*User)(nil),                  // 26: guildhall.v1.User
+	(*Server)(nil),                // 27: guildhall.v1.Server
+	(*Channel)(nil),               // 28: guildhall.v1.Channel
+	(*ReadState)(nil),             // 29: guildhall.v1.ReadState
+	(*Message)(nil),               // 30: guildhall.v1.Message
+	(*MessageDelete)(nil),         // 31: guildhall.v1.MessageDelete
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_gateway_proto_depIdxs = []int32{
-	1,  // 0: guildhall.v1.Frame.hello:type_name -> guildhall.v1.Hello
-	7,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
-	9,  // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
-	17, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
-	15, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
-	14, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
-	19, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
-	16, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
-	6,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
-	4,  // 9: guildhall.v1.Frame.resumed:type_name -> guildhall.v1.Resumed
-	5,  // 10: guildhall.v1.Frame.invalid_session:type_name -> guildhall.v1.InvalidSession
-	2,  // 11: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
-	8,  // 12: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
-	10, // 13: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
-	11, // 14: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
-	12, // 15: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
-	13, // 16: guildhall.v1.Frame.typing:type_name -> guildhall.v1.Typing
-	3,  // 17: guildhall.v1.Frame.resume:type_name -> guildhall.v1.Resume
-	0,  // 18: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
-	20, // 19: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
-	21, // 20: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
-	22, // 21: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
-	23, // 22: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
-	23, // 23: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
-	23, // 24: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
-	24, // 25: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
-	18, // 26: guildhall.v1.Event.typing_start:type_name -> guildhall.v1.TypingStart
-	25, // 27: guildhall.v1.TypingStart.at:type_name -> google.protobuf.Timestamp
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	2,  // 0: guildhall.v1.Frame.hello:type_name -> guildhall.v1.Hello
+	9,  // 1: guildhall.v1.Frame.ready:type_name -> guildhall.v1.Ready
+	11, // 2: guildhall.v1.Frame.heartbeat_ack:type_name -> guildhall.v1.HeartbeatAck
+	23, // 3: guildhall.v1.Frame.event:type_name -> guildhall.v1.Event
+	21, // 4: guildhall.v1.Frame.ok:type_name -> guildhall.v1.Ok
+	20, // 5: guildhall.v1.Frame.sent:type_name -> guildhall.v1.Sent
+	25, // 6: guildhall.v1.Frame.error:type_name -> guildhall.v1.Error
+	22, // 7: guildhall.v1.Frame.reconnect:type_name -> guildhall.v1.Reconnect
+	8,  // 8: guildhall.v1.Frame.batch:type_name -> guildhall.v1.Batch
+	6,  // 9: guildhall.v1.Frame.resumed:type_name -> guildhall.v1.Resumed
+	7,  // 10: guildhall.v1.Frame.invalid_session:type_name -> guildhall.v1.InvalidSession
+	16, // 11: guildhall.v1.Frame.unread_update:type_name -> guildhall.v1.UnreadUpdate
+	17, // 12: guildhall.v1.Frame.read_state_update:type_name -> guildhall.v1.ReadStateUpdate
+	15, // 13: guildhall.v1.Frame.acked:type_name -> guildhall.v1.Acked
+	3,  // 14: guildhall.v1.Frame.identify:type_name -> guildhall.v1.Identify
+	10, // 15: guildhall.v1.Frame.heartbeat:type_name -> guildhall.v1.Heartbeat
+	12, // 16: guildhall.v1.Frame.subscribe:type_name -> guildhall.v1.Subscribe
+	13, // 17: guildhall.v1.Frame.unsubscribe:type_name -> guildhall.v1.Unsubscribe
+	18, // 18: guildhall.v1.Frame.send_message:type_name -> guildhall.v1.SendMessage
+	19, // 19: guildhall.v1.Frame.typing:type_name -> guildhall.v1.Typing
+	4,  // 20: guildhall.v1.Frame.resume:type_name -> guildhall.v1.Resume
+	14, // 21: guildhall.v1.Frame.ack:type_name -> guildhall.v1.Ack
+	5,  // 22: guildhall.v1.Resume.positions:type_name -> guildhall.v1.ChannelPosition
+	1,  // 23: guildhall.v1.Batch.frames:type_name -> guildhall.v1.Frame
+	26, // 24: guildhall.v1.Ready.user:type_name -> guildhall.v1.User
+	27, // 25: guildhall.v1.Ready.servers:type_name -> guildhall.v1.Server
+	28, // 26: guildhall.v1.Ready.channels:type_name -> guildhall.v1.Channel
+	29, // 27: guildhall.v1.Ready.read_states:type_name -> guildhall.v1.ReadState
+	0,  // 28: guildhall.v1.Subscribe.type:type_name -> guildhall.v1.SubscriptionType
+	29, // 29: guildhall.v1.Acked.read_state:type_name -> guildhall.v1.ReadState
+	29, // 30: guildhall.v1.ReadStateUpdate.read_state:type_name -> guildhall.v1.ReadState
+	30, // 31: guildhall.v1.Sent.message:type_name -> guildhall.v1.Message
+	30, // 32: guildhall.v1.Event.message_create:type_name -> guildhall.v1.Message
+	30, // 33: guildhall.v1.Event.message_update:type_name -> guildhall.v1.Message
+	31, // 34: guildhall.v1.Event.message_delete:type_name -> guildhall.v1.MessageDelete
+	24, // 35: guildhall.v1.Event.typing_start:type_name -> guildhall.v1.TypingStart
+	32, // 36: guildhall.v1.TypingStart.at:type_name -> google.protobuf.Timestamp
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_gateway_proto_init() }
@@ -1528,6 +2058,9 @@ func file_gateway_proto_init() {
 		(*Frame_Batch)(nil),
 		(*Frame_Resumed)(nil),
 		(*Frame_InvalidSession)(nil),
+		(*Frame_UnreadUpdate)(nil),
+		(*Frame_ReadStateUpdate)(nil),
+		(*Frame_Acked)(nil),
 		(*Frame_Identify)(nil),
 		(*Frame_Heartbeat)(nil),
 		(*Frame_Subscribe)(nil),
@@ -1535,8 +2068,9 @@ func file_gateway_proto_init() {
 		(*Frame_SendMessage)(nil),
 		(*Frame_Typing)(nil),
 		(*Frame_Resume)(nil),
+		(*Frame_Ack)(nil),
 	}
-	file_gateway_proto_msgTypes[17].OneofWrappers = []any{
+	file_gateway_proto_msgTypes[22].OneofWrappers = []any{
 		(*Event_MessageCreate)(nil),
 		(*Event_MessageUpdate)(nil),
 		(*Event_MessageDelete)(nil),
@@ -1547,13 +2081,14 @@ func file_gateway_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   19,
+			NumEnums:      1,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_gateway_proto_goTypes,
 		DependencyIndexes: file_gateway_proto_depIdxs,
+		EnumInfos:         file_gateway_proto_enumTypes,
 		MessageInfos:      file_gateway_proto_msgTypes,
 	}.Build()
 	File_gateway_proto = out.File
