@@ -217,7 +217,8 @@ type world struct {
 // newWorld starts the cluster and the store and creates the guild.
 func newWorld(tb testing.TB, users int, sessions bool) *world {
 	tb.Helper()
-	w := &world{servers: mustCluster(tb, numServers, sessions), sessions: sessions}
+	// JetStream always: it carries the message log.
+	w := &world{servers: mustCluster(tb, numServers, true), sessions: sessions}
 	db, err := pebbledb.Open(tb.TempDir(), &pebbledb.Options{Logger: quietPebble{tb}})
 	if err != nil {
 		tb.Fatal(err)
