@@ -24,9 +24,18 @@ const (
 // order. See doc.go.
 func (s *Store) Persist(ctx context.Context, changes []message.Change) error {
 	const op = "message/cql.Persist"
-	type key struct{ ch, id uint64 }
+	// Changes run in groups, one after another within a group, groups in
+	// parallel: a message's changes form a group, joined with the other
+	// creates that set the same nonce entry (plain writes, whose order
+	// decides which message the entry names).
+	type key struct {
+		ch, id uint64
+		author uint64
+		nonce  string
+	}
 	var order []key
 	groups := make(map[key][]message.Change)
+	groupOf := make(map[[2]uint64]key) // (channel, message) → its group
 	for _, c := range changes {
 		m := c.Message
 		switch {
@@ -35,7 +44,15 @@ func (s *Store) Persist(ctx context.Context, changes []message.Change) error {
 		case c.Kind < message.ChangeCreate || c.Kind > message.ChangeDelete:
 			return guildhall.E(op, guildhall.Invalid, "unknown change kind %d", c.Kind)
 		}
-		k := key{m.ChannelID, m.ID}
+		k, ok := groupOf[[2]uint64{m.ChannelID, m.ID}]
+		switch {
+		case ok:
+		case c.Kind == message.ChangeCreate && m.Nonce != "":
+			k = key{ch: m.ChannelID, author: m.AuthorID, nonce: m.Nonce}
+		default:
+			k = key{ch: m.ChannelID, id: m.ID}
+		}
+		groupOf[[2]uint64{m.ChannelID, m.ID}] = k
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
