@@ -2,11 +2,25 @@
 // history, and the Service that sends, edits and deletes messages and reads
 // history with permission checks.
 //
+// Durability: a send, edit or delete is acknowledged once appended to the
+// Log (JetStream, message/jetstream); then the service writes the Cache,
+// the Counters and fans the event out. A Persister copies the log into the
+// Store in batches, in log order, acknowledging a batch only once stored,
+// so nothing acknowledged is lost if any process dies. While the persister
+// is more than Config.MaxLag changes behind, changes fail with Unavailable.
+//
 // Ordering: within a channel, messages carry a gapless sequence number
 // (1, 2, 3, ...) in the order they were accepted; IDs are snowflakes and grow
-// with seq. Service serializes sends per channel; Store.Insert refuses a
-// sequence number that is already taken, so two writers can never both
-// succeed with the same seq.
+// with seq. Service serializes a channel's changes per process (a striped
+// lock) and, across processes, appends a create only if the channel's
+// newest create in the log is still the one it saw (Log.Append's expect),
+// so two writers can never both take a seq. One process publishes a
+// channel's events in seq order; events of different processes may
+// interleave.
+//
+// Read-your-writes: Reader merges the Cache with the Store and, before a
+// store read, waits for the persister to reach the channel's newest change,
+// so an acknowledged change is visible to the next read in any process.
 package message
 
 import (
