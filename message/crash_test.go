@@ -3,6 +3,8 @@ package message_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,9 +16,13 @@ import (
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/scylladb/gocqlx/v2"
 
 	"github.com/guildhall/guildhall/bus/bustest"
+	"github.com/guildhall/guildhall/internal/cqldb"
+	"github.com/guildhall/guildhall/internal/cqldb/cqltest"
 	"github.com/guildhall/guildhall/message"
+	messagecql "github.com/guildhall/guildhall/message/cql"
 	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/snowflake"
@@ -67,16 +73,71 @@ func (h *halfStore) Persist(ctx context.Context, changes []message.Change) error
 // store exactly once and in order.
 func TestPersisterCrash(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
-		crashChild(t)
+		crashChild(t, openPebbleChild)
 		return
 	}
-	ns := bustest.MustServer(t)
 	dir := t.TempDir()
-	db, err := pebbledb.Open(dir, &pebbledb.Options{Logger: quietLogger{}})
-	if err != nil {
+	var db *pebbledb.DB
+	open := func() message.Store {
+		var err error
+		if db, err = pebbledb.Open(dir, &pebbledb.Options{Logger: quietLogger{}}); err != nil {
+			t.Fatal(err)
+		}
+		return messagepebble.New(db)
+	}
+	closeDB := func() {
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if db != nil {
+			_ = db.Close()
+		}
+	})
+	// Pebble is one process's: the parent closes it while the child runs.
+	runCrash(t, "^TestPersisterCrash$", []string{"GH_PEBBLE_DIR=" + dir}, open, func() { closeDB(); db = nil })
+}
+
+// TestPersisterCrashCQL is TestPersisterCrash on the CQL store, which the
+// parent and the child share.
+func TestPersisterCrashCQL(t *testing.T) {
+	if os.Getenv(crashChildEnv) != "" {
+		crashChild(t, openCQLChild)
+		return
+	}
+	hosts := cqltest.Hosts(t)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	keyspace := "t_" + hex.EncodeToString(b)
+	session := mustCQL(t, hosts, keyspace)
+	t.Cleanup(func() {
+		_ = session.ContextQuery(context.Background(), "DROP KEYSPACE IF EXISTS "+keyspace, nil).ExecRelease()
+	})
+	if err := cqldb.Migrate(t.Context(), session, messagecql.Component, messagecql.Migrations); err != nil {
 		t.Fatal(err)
 	}
-	store := messagepebble.New(db)
+	store := messagecql.New(session)
+	runCrash(t, "^TestPersisterCrashCQL$", []string{"GH_CQL_KEYSPACE=" + keyspace}, func() message.Store { return store }, func() {})
+}
+
+func mustCQL(tb testing.TB, hosts []string, keyspace string) gocqlx.Session {
+	tb.Helper()
+	s, err := cqldb.Open(tb.Context(), cqldb.Config{Hosts: hosts, Keyspace: keyspace, Timeout: 30 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// runCrash sends to a channel with no persister running, runs a
+// persister in a child process (test run) that is killed half way through
+// a batch, then persists the rest here and checks the store. open opens
+// the store in this process; release lets the child have it.
+func runCrash(t *testing.T, run string, childEnv []string, open func() message.Store, release func()) {
+	ns := bustest.MustServer(t)
+	store := open()
 	mlog := mustLog(t, ns, crashLogConfig)
 	ids, err := snowflake.New(3, nil)
 	if err != nil {
@@ -108,13 +169,11 @@ func TestPersisterCrash(t *testing.T) {
 			delete(want, order[i-1])
 		}
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	release()
 
 	// A persister in another process, killed half way through a batch.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPersisterCrash$", "-test.v")
-	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "GH_NATS_URL="+ns.ClientURL(), "GH_PEBBLE_DIR="+dir)
+	cmd := exec.Command(os.Args[0], "-test.run="+run, "-test.v")
+	cmd.Env = append(append(os.Environ(), crashChildEnv+"=1", "GH_NATS_URL="+ns.ClientURL()), childEnv...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -140,12 +199,7 @@ func TestPersisterCrash(t *testing.T) {
 	}
 
 	// Restarted: a persister in this process finishes the work.
-	db, err = pebbledb.Open(dir, &pebbledb.Options{Logger: quietLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	store = messagepebble.New(db)
+	store = open()
 	half, err := store.List(ctx, ch, message.Query{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -182,12 +236,25 @@ func TestPersisterCrash(t *testing.T) {
 	}
 }
 
-// crashChild is the persister process of TestPersisterCrash.
-func crashChild(t *testing.T) {
+func openPebbleChild(t *testing.T) message.Store {
 	db, err := pebbledb.Open(os.Getenv("GH_PEBBLE_DIR"), &pebbledb.Options{Logger: quietLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return messagepebble.New(db)
+}
+
+func openCQLChild(t *testing.T) message.Store {
+	s, err := cqldb.Open(t.Context(), cqldb.Config{Hosts: cqltest.Hosts(t), Keyspace: os.Getenv("GH_CQL_KEYSPACE"), Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return messagecql.New(s)
+}
+
+// crashChild is the persister process of the crash tests.
+func crashChild(t *testing.T, open func(t *testing.T) message.Store) {
+	store := open(t)
 	nc, err := nats.Connect(os.Getenv("GH_NATS_URL"))
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +264,7 @@ func crashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := message.StartPersister(message.PersisterConfig{
-		Source: mlog, Store: &halfStore{Store: messagepebble.New(db)}, BatchSize: 50, BatchWait: 50 * time.Millisecond,
+		Source: mlog, Store: &halfStore{Store: store}, BatchSize: 50, BatchWait: 50 * time.Millisecond,
 	}); err != nil {
 		t.Fatal(err)
 	}

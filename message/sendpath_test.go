@@ -50,7 +50,8 @@ func (e *env) stored(t *testing.T) []message.Message {
 // acked message is stored exactly once, and each process publishes its
 // events in seq order.
 func TestTwoServicesOneChannel(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *envConfig) { c.persister.BatchSize = 16 })
+	e.startPersister(t, envConfig{persister: message.PersisterConfig{BatchSize: 16}}) // two persisters share the work
 	svcB, pubB := e.second(t)
 	const perWorker, workers = 25, 4
 	var (
@@ -113,6 +114,40 @@ func TestTwoServicesOneChannel(t *testing.T) {
 	// History agrees, from either process.
 	if h := e.history(t); len(h) != message.MaxPage || h[0].Seq != n {
 		t.Errorf("History = %d messages from seq %d", len(h), h[0].Seq)
+	}
+}
+
+// TestPersisterShutdownDrains: Shutdown returns once everything accepted
+// is stored.
+func TestPersisterShutdownDrains(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) { c.noPersister = true })
+	var acked []message.Message
+	for i := range 30 {
+		acked = append(acked, e.mustSend(t, e.plain, fmt.Sprintf("m%d", i)))
+	}
+	var gated *gatedStore
+	p := e.startPersister(t, envConfig{
+		persister: message.PersisterConfig{BatchSize: 7},
+		persistTo: func(s message.Store) message.Store { gated = newGatedStore(s); return gated },
+	})
+	gated.hold()
+	checkFor(t, func() error {
+		if gated.persist.Load() == 0 {
+			return errors.New("no batch yet")
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- p.Shutdown(context.Background()) }()
+	gated.release()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := seqs(e.stored(t)); !slices.Equal(got, seqRange(1, uint64(len(acked)))) {
+		t.Errorf("stored after Shutdown: seqs %v", got)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Errorf("second Shutdown: %v", err)
 	}
 }
 

@@ -201,4 +201,3 @@ func TestTrimmedHead(t *testing.T) {
 		t.Errorf("Append(expecting none) = %v", err)
 	}
 }
-
