@@ -63,8 +63,9 @@ test('register, log in, create a server and send the first message through the U
 });
 
 test('two users in two browsers chat live: send, typing, edit, delete', async () => {
-  const alice = await gh.user('alice'), bob = await gh.user('bob');
-  const g = await gh.guild(alice, 'Chat Test', ['random'], [bob]);
+  const alice = await gh.user('alice', true), bob = await gh.user('bob', true);
+  const g = await gh.guild(alice, 'Guildhall Friends', ['random'], [bob]);
+  await gh.api('POST', `/servers/${g.id}/channels`, alice.token, { name: 'announcements' });
   const path = `/channels/${g.id}/${g.chans.general.id}`;
   const a = await open(alice, path), b = await open(bob, path);
 

@@ -69,9 +69,9 @@ export class Guildhall {
     return text ? JSON.parse(text) : undefined;
   }
 
-  /** user registers a fresh account and returns {id, username, token}. */
-  async user(prefix) {
-    const username = `${prefix}${Math.random().toString(36).slice(2, 8)}`;
+  /** user registers a fresh account (prefix + random suffix, or exactly prefix) and returns {id, username, token}. */
+  async user(prefix, exact = false) {
+    const username = exact ? prefix : `${prefix}${Math.random().toString(36).slice(2, 8)}`;
     const r = await this.api('POST', '/auth/register', undefined, { username, password: 'correct horse battery' });
     return { ...r.user, token: r.token, password: 'correct horse battery' };
   }
