@@ -316,3 +316,79 @@ test('narrow window: channels in a drawer, dark theme readable', async () => {
   await waitFor(async () => (await msgText(a).allTextContents()).includes('small screen'), 'the message');
   await shot(a, 'narrow-dark');
 });
+
+test('history loads as you scroll up, page by page, in order', async () => {
+  const alice = await gh.user('alice');
+  const g = await gh.guild(alice, 'History Test');
+  const ch = g.chans.general.id;
+  for (let i = 1; i <= 120; i++) await gh.api('POST', `/channels/${ch}/messages`, alice.token, { content: `message ${i}` });
+  const a = await open(alice, `/channels/${g.id}/${ch}`);
+  await waitFor(async () => (await msgText(a).count()) === 50, 'the first page');
+  assert.equal(await msgText(a).last().textContent(), 'message 120');
+  for (const want of [100, 120]) {
+    await a.locator('.messages').evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    await waitFor(async () => (await msgText(a).count()) === want, `${want} messages after scrolling up`);
+  }
+  await a.waitForSelector('.history-start:has-text("This is the start of the channel")');
+  const texts = await msgText(a).allTextContents();
+  assert.deepEqual(texts, Array.from({ length: 120 }, (_, i) => `message ${i + 1}`));
+});
+
+test('a send that fails is retried with the same nonce and never posted twice', async () => {
+  const alice = await gh.user('alice');
+  const g = await gh.guild(alice, 'Retry Test');
+  const ch = g.chans.general.id;
+  const a = await open(alice, `/channels/${g.id}/${ch}`);
+  const posts = [];
+  let failures = 2;
+  await a.route('**/api/v1/channels/*/messages', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    posts.push(JSON.parse(route.request().postData()).nonce);
+    if (failures-- > 0) return route.abort('failed'); // network error: retried on its own
+    return route.continue();
+  });
+  await a.fill('.composer textarea', 'flaky network');
+  await a.keyboard.press('Enter');
+  await a.waitForSelector('.msg.pending:has-text("flaky network")'); // shown at once
+  await waitFor(async () => (await msgText(a).allTextContents()).includes('flaky network'), 'the message to be sent');
+  assert.equal(posts.length, 3);
+  assert.equal(new Set(posts).size, 1, 'one nonce for every attempt');
+
+  // every attempt fails: the message stays, with the reason and a Retry button
+  failures = 100;
+  posts.length = 0;
+  await a.fill('.composer textarea', 'offline for a while');
+  await a.keyboard.press('Enter');
+  await a.waitForSelector('.msg.pending.failed:has-text("Cannot reach the server")', { timeout: 20000 });
+  failures = 0;
+  await a.click('.msg.pending.failed button:has-text("Retry")');
+  await waitFor(async () => (await msgText(a).allTextContents()).includes('offline for a while'), 'the retried message');
+  assert.equal(new Set(posts).size, 1, 'Retry reuses the nonce');
+  assert.equal(await a.locator('.msg.pending').count(), 0);
+  const history = await gh.api('GET', `/channels/${ch}/messages`, alice.token);
+  assert.deepEqual(history.map((m) => m.content), ['offline for a while', 'flaky network'], 'each message exactly once');
+
+  // an error the server explains is shown in its words, and not retried
+  await a.unroute('**/api/v1/channels/*/messages');
+  await a.fill('.composer textarea', 'x'.repeat(4001));
+  await a.keyboard.press('Enter');
+  await a.waitForSelector('.composer .form-error:has-text("at most 4000 characters")');
+});
+
+test('mention completion from the server-side member search; mentions render as names and highlight', async () => {
+  const alice = await gh.user('alice'), bob = await gh.user('bob');
+  const g = await gh.guild(alice, 'Mention Test', [], [bob]);
+  const path = `/channels/${g.id}/${g.chans.general.id}`;
+  const a = await open(alice, path), b = await open(bob, path);
+  await a.type('.composer textarea', `hey @${bob.username.slice(0, 4)}`);
+  await a.waitForSelector(`.mention-picks li:has-text("${bob.username}")`);
+  await a.keyboard.press('Enter'); // picks the member
+  await a.type('.composer textarea', 'look');
+  await a.keyboard.press('Enter'); // sends
+  const msg = b.locator('.msg', { hasText: 'look' });
+  await msg.waitFor();
+  assert.equal(await msg.locator('.mention').textContent(), `@${bob.username}`);
+  assert.ok((await msg.getAttribute('class')).includes('mentioned'), 'highlighted for bob');
+  const [stored] = await gh.api('GET', `/channels/${g.chans.general.id}/messages?limit=1`, alice.token);
+  assert.equal(stored.content, `hey <@${bob.id}> look`);
+});

@@ -23,7 +23,8 @@ export const state = {
   unread: {}, // channelId -> {count, mentions}
   typing: {}, // channelId -> {userId: expiresAtMs}
   users: {}, // userId -> username
-  perms: {}, // serverId -> {permissions, names}; `ch:<id>` -> channel permissions
+  perms: {}, // serverId -> {permissions, names}
+  roles: {}, // serverId -> [role] (for role mentions)
   notice: null, // {kind: 'error'|'info', text}
   modal: null, // {name, ...}
   theme: localStorage.getItem(THEME_KEY) || 'auto',
@@ -282,6 +283,7 @@ function openServer(serverId, channelId) {
     openedServer = serverId;
     refreshChannels(serverId, true);
     loadPerms(serverId);
+    rest.roles(serverId).then((r) => { state.roles[serverId] = r; changed(); }).catch(() => {});
   }
   if (state.route.name !== 'channel') return;
   const list = state.channels[serverId] || [];
@@ -351,9 +353,16 @@ export function serverUnread(serverId) {
   return { count, mentions };
 }
 
-function mentionsMe(m) {
+export function mentionsMe(m) {
   if (!state.me) return false;
-  return (m.mention_user_ids || []).includes(state.me.id) || !!m.mention_everyone;
+  return (m.mention_user_ids || []).includes(state.me.id) || !!m.mention_everyone || (m.content || '').includes(`<@${state.me.id}>`);
+}
+
+/** searchMembers: mention completion, server-side (prefix of the username). */
+export async function searchMembers(serverId, q) {
+  const list = await rest.members(serverId, { q, limit: 8 });
+  for (const m of list) state.users[m.user_id] ||= m.nick || m.username;
+  return list;
 }
 
 let ackTimer = null;
@@ -491,7 +500,7 @@ export function discard(channelId, nonce) {
 
 async function deliver(channelId, p) {
   try {
-    const m = await sendWithRetry(rest, channelId, p.content, p.nonce);
+    const m = await sendWithRetry(rest, channelId, p.content, p.nonce, { attempts: 4 });
     state.pending[channelId] = (state.pending[channelId] || []).filter((x) => x.nonce !== p.nonce);
     const b = state.messages[channelId];
     if (b) insert(b, normalize(m));
