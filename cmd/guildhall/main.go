@@ -1,8 +1,13 @@
 // Command guildhall runs Guildhall: by default every role in one process
 // with an embedded NATS server and an embedded store under --data-dir;
-// --roles picks a subset. Flags can also be set as GUILDHALL_* environment
-// variables (flag --data-dir is GUILDHALL_DATA_DIR); a flag given on the
-// command line wins.
+// --roles picks a subset. With --store=cql the processes share a CQL
+// keyspace (ScyllaDB or Cassandra), Redis and NATS, so every role can run
+// many times; "guildhall migrate" creates and migrates the keyspace.
+// Flags can also be set as GUILDHALL_* environment variables (flag
+// --data-dir is GUILDHALL_DATA_DIR); a flag given on the command line wins.
+//
+//	guildhall [flags]          run the roles until SIGINT or SIGTERM
+//	guildhall migrate [flags]  apply the CQL migrations and exit
 package main
 
 import (
@@ -26,7 +31,18 @@ func main() {
 		_ = m.Close(context.Background())
 		os.Exit(1)
 	}
-	m.Log.Info("guildhall is running", "addr", m.Addr(), "roles", m.Config.Roles, "data_dir", m.Config.DataDir)
+	if m.Config.Command == CommandMigrate {
+		if err := m.Close(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "guildhall:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if m.Config.Store == StoreCQL {
+		m.Log.Info("guildhall is running", "addr", m.Addr(), "roles", m.Config.Roles, "store", "cql", "keyspace", m.Config.CQL.Keyspace, "nats", m.natsWhere())
+	} else {
+		m.Log.Info("guildhall is running", "addr", m.Addr(), "roles", m.Config.Roles, "data_dir", m.Config.DataDir, "nats", m.natsWhere())
+	}
 	<-ctx.Done()
 	stop()
 	m.Log.Info("shutting down: telling clients to reconnect, flushing")

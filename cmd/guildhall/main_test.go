@@ -435,10 +435,7 @@ func TestSignalShutdown(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "guildhall")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := mustBuild(t)
 	// Find a free port by letting Main pick one, then release it.
 	probe := MustRunMain(t, filepath.Join(dir, "probe"))
 	addr := probe.Addr()

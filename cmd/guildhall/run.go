@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,22 +16,18 @@ import (
 	"sync"
 	"time"
 
-	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/guildhall/guildhall/api"
 	"github.com/guildhall/guildhall/audit"
-	auditpebble "github.com/guildhall/guildhall/audit/pebble"
 	"github.com/guildhall/guildhall/bus"
 	"github.com/guildhall/guildhall/link"
 	"github.com/guildhall/guildhall/member"
-	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	"github.com/guildhall/guildhall/message/natsrpc"
-	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/role"
-	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 	"github.com/guildhall/guildhall/subscribe"
 	"github.com/guildhall/guildhall/web"
@@ -42,11 +39,14 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	ns   *server.Server
-	nc   *nats.Conn
-	db   *pebbledb.DB
-	ln   net.Listener
-	http *http.Server
+	// Stdout receives the migrate command's report (default os.Stdout).
+	Stdout io.Writer
+
+	ns     *server.Server
+	nc     *nats.Conn
+	stores *stores
+	ln     net.Listener
+	http   *http.Server
 
 	link    *link.Node
 	sub     *subscribe.Service
@@ -70,9 +70,43 @@ func (d linkDirectory) CanView(ctx context.Context, userID, channelID uint64) (u
 	return d.res.CanView(ctx, userID, channelID)
 }
 
+// linkReads gives a link node the read-state service in its own types.
+type linkReads struct{ r *message.ReadStates }
+
+func (l linkReads) Ack(ctx context.Context, userID, channelID, messageID uint64) (link.ReadState, error) {
+	rs, err := l.r.Ack(ctx, userID, channelID, messageID)
+	return link.ReadState(rs), err
+}
+
+func (l linkReads) List(ctx context.Context, userID uint64, channelIDs []uint64) ([]link.ReadState, error) {
+	list, err := l.r.List(ctx, userID, channelIDs)
+	out := make([]link.ReadState, len(list))
+	for i, rs := range list {
+		out[i] = link.ReadState(rs)
+	}
+	return out, err
+}
+
+// readNotifier tells every link node (link.Notifier, over NATS) that a
+// user's read position moved.
+type readNotifier struct{ n *link.Notifier }
+
+func (r readNotifier) Acked(ctx context.Context, userID uint64, rs message.ReadState) {
+	r.n.Acked(ctx, userID, link.ReadState(rs))
+}
+
 // NewMain returns a Main with the default configuration.
 func NewMain() *Main {
-	return &Main{Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	return &Main{Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), Stdout: os.Stdout}
+}
+
+// NATSURL is the client URL of the embedded NATS server when it listens
+// (--nats-listen), for other processes' --nats-url; empty otherwise.
+func (m *Main) NATSURL() string {
+	if m.ns == nil || m.Config.NATSListen == "" {
+		return ""
+	}
+	return m.ns.ClientURL()
 }
 
 // Addr is the address HTTP listens on (useful with port 0).
@@ -81,6 +115,17 @@ func (m *Main) Addr() string {
 		return ""
 	}
 	return m.ln.Addr().String()
+}
+
+// natsWhere says which NATS this process uses, for the log.
+func (m *Main) natsWhere() string {
+	switch {
+	case m.Config.NATSURL != "":
+		return m.Config.NATSURL
+	case m.NATSURL() != "":
+		return "embedded, listening on " + m.NATSURL()
+	}
+	return "embedded, in-process only"
 }
 
 // LinkID is the bus ID of this process's link node, if it runs one.
@@ -103,13 +148,19 @@ func (m *Main) setupLog() {
 }
 
 // Run starts every configured role and returns once they serve. On error,
-// call Close to release what was started.
+// call Close to release what was started. For the migrate command it
+// applies the migrations, reports them on m.Stdout, and returns.
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	m.setupLog()
+	if c.Command == CommandMigrate {
+		return m.migrate(ctx, m.Stdout)
+	}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
-	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if c.Store == StoreEmbedded || c.NATSURL == "" {
+		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
 	}
 	if err := m.connectBus(); err != nil {
 		return err
@@ -133,21 +184,42 @@ func (m *Main) Run(ctx context.Context) error {
 		rstore   role.Store
 		roles    *role.Service
 		auditLog *audit.Log
+		reads    *message.ReadStates
 	)
 	if needStore {
-		m.db, err = pebbledb.Open(filepath.Join(c.DataDir, "store"), &pebbledb.Options{Logger: pebbleLog{m.Log.With("component", "pebble")}})
-		if err != nil {
-			return fmt.Errorf("open store in %s: %w (is another guildhall using this --data-dir?)", c.DataDir, err)
+		if c.Store == StoreCQL {
+			m.stores, err = m.openDistributed(ctx)
+		} else {
+			m.stores, err = m.openEmbedded()
 		}
-		mstore := memberpebble.New(m.db)
-		rstore = rolepebble.New(m.db)
-		auditLog = audit.NewLog(auditpebble.New(m.db), ids, nil, m.Log.With("component", "audit"), c.AuditRetention)
-		resolver = role.NewResolver(rstore, member.NewDirectory(mstore))
+		if err != nil {
+			return err
+		}
+		st := m.stores
+		rstore = st.roles
+		auditLog = audit.NewLog(st.audit, ids, nil, m.Log.With("component", "audit"), c.AuditRetention)
+		resolver = role.NewResolver(rstore, member.NewDirectory(st.members))
 		roles = role.NewService(rstore, resolver, ids, auditLog)
-		members = member.NewService(mstore, roles, ids, nil, member.Config{Audit: auditLog})
-		messages = messagepebble.New(m.db)
+		members = member.NewService(st.members, roles, ids, nil, member.Config{Audit: auditLog})
+		messages = st.messages
+		reads, err = message.NewReadStates(message.ReadStatesConfig{
+			Access:   resolver,
+			Messages: messages,
+			Roles:    rstore,
+			Counters: st.counters,
+			Store:    st.readStates,
+			Notifier: readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
+			Log:      m.Log.With("component", "readstates"),
+		})
+		if err != nil {
+			return err
+		}
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
+	} else if c.Store == StoreCQL && c.Migrate {
+		if err := m.migrate(ctx, logWriter{m}); err != nil {
+			return err
+		}
 	}
 
 	if c.has(RoleSubscribe) {
@@ -159,7 +231,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
-		svc := message.NewService(messages, resolver, natsrpc.NewFanout(m.nc, m.view, rstore), ids, nil, m.Log.With("role", RoleMessage))
+		stored := acceptedStore{messages, m.stores.counters, m.Log.With("role", RoleMessage)} // WIRE(sendpath)
+		svc := message.NewService(stored, resolver, natsrpc.NewFanout(m.nc, m.view, rstore), ids, nil, m.Log.With("role", RoleMessage))
 		if m.msgSrv, err = natsrpc.Serve(m.nc, svc, m.Log.With("role", RoleMessage), natsrpc.ServerConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
@@ -174,11 +247,12 @@ func (m *Main) Run(ctx context.Context) error {
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
 		mux.Handle("/api/v1/", api.New(api.Services{
-			Members:  members,
-			Messages: client,
-			History:  message.NewReader(messages, resolver),
-			Roles:    roles,
-			Audit:    auditLog,
+			Members:    members,
+			Messages:   client,
+			History:    message.NewReader(messages, resolver),
+			Roles:      roles,
+			Audit:      auditLog,
+			ReadStates: reads,
 		}, m.Log.With("role", RoleAPI)).Handler())
 	}
 	if c.has(RoleLink) {
@@ -188,6 +262,10 @@ func (m *Main) Run(ctx context.Context) error {
 			OriginPatterns:    c.AllowedOrigins,
 			Compression:       c.Compression,
 			SmallServer:       smallServer(c.SmallServer),
+			ReadStates:        linkReads{reads},
+			Roles:             rstore,
+			History:           message.NewReader(messages, resolver),
+			Sessions:          linkSessions(m.nc, m.Log),
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -227,6 +305,9 @@ func (m *Main) connectBus() error {
 		p, err := strconv.Atoi(port)
 		if err != nil {
 			return fmt.Errorf("--nats-listen port %q: %w", port, err)
+		}
+		if p == 0 {
+			p = -1 // any free port (bus.EmbeddedConfig's 0 means no listener)
 		}
 		cfg.Host, cfg.Port = host, p
 	}
@@ -280,9 +361,9 @@ func (m *Main) Close(ctx context.Context) error {
 		m.nc.Close()
 		m.nc = nil
 	}
-	if m.db != nil {
-		errs = append(errs, m.db.Close())
-		m.db = nil
+	if m.stores != nil {
+		errs = append(errs, m.stores.Close())
+		m.stores = nil
 	}
 	if m.ns != nil {
 		m.ns.Shutdown()
@@ -309,4 +390,23 @@ func smallServer(n int) int {
 		return -1
 	}
 	return n
+}
+
+// linkSessions opens the session checkpoint bucket for cross-node resume
+// on NATS JetStream; nil (resume only on the node that held a session) if
+// JetStream is not available.
+func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		log.Warn("link: no JetStream, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{})
+	if err != nil {
+		log.Warn("link: no session bucket, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	return kv
 }

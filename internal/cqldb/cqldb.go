@@ -11,9 +11,12 @@ package cqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -24,10 +27,19 @@ import (
 type Config struct {
 	Hosts    []string // host:port of one or more nodes
 	Keyspace string   // created if missing
-	// ReplicationFactor for a keyspace this package creates (default 1,
-	// fine for a single node; production creates its keyspace itself).
+	// ReplicationFactor for a keyspace this package creates with
+	// SimpleStrategy (default 1, fine for a single node).
 	ReplicationFactor int
-	Timeout           time.Duration // per query, default 10s
+	// DataCenters, when not empty, creates the keyspace with
+	// NetworkTopologyStrategy instead: data center name → replicas.
+	DataCenters map[string]int
+	// MustExist refuses to create the keyspace: Open fails when it is
+	// missing (processes that only serve; migrations create it).
+	MustExist bool
+	// Username and Password log in with PasswordAuthenticator when
+	// Username is set.
+	Username, Password string
+	Timeout            time.Duration // per query, default 10s
 	// Consistency of reads and writes, default LOCAL_QUORUM.
 	Consistency gocql.Consistency
 }
@@ -43,11 +55,14 @@ func (c Config) cluster(keyspace string) *gocql.ClusterConfig {
 	// Loopback test servers and containers advertise addresses the client
 	// cannot always reach; the given hosts are the ones to use.
 	cl.DisableInitialHostLookup = true
+	if c.Username != "" {
+		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: c.Password}
+	}
 	return cl
 }
 
-// Open connects, creating the keyspace if needed. Close the session when
-// done.
+// Open connects, creating the keyspace with c.Replication() if it is
+// missing (unless c.MustExist). Close the session when done.
 func Open(ctx context.Context, c Config) (gocqlx.Session, error) {
 	if len(c.Hosts) == 0 {
 		return gocqlx.Session{}, fmt.Errorf("cqldb: no hosts")
@@ -64,22 +79,60 @@ func Open(ctx context.Context, c Config) (gocqlx.Session, error) {
 	if c.Consistency == 0 {
 		c.Consistency = gocql.LocalQuorum
 	}
-	admin, err := gocqlx.WrapSession(c.cluster("").CreateSession())
-	if err != nil {
-		return gocqlx.Session{}, fmt.Errorf("cqldb: connect to %v: %w", c.Hosts, err)
-	}
-	err = admin.ContextQuery(ctx, fmt.Sprintf(
-		`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}`,
-		c.Keyspace, c.ReplicationFactor), nil).ExecRelease()
-	admin.Close()
-	if err != nil {
-		return gocqlx.Session{}, fmt.Errorf("cqldb: create keyspace %s: %w", c.Keyspace, err)
+	if !c.MustExist {
+		if err := createKeyspace(ctx, c); err != nil {
+			return gocqlx.Session{}, err
+		}
 	}
 	s, err := gocqlx.WrapSession(c.cluster(c.Keyspace).CreateSession())
 	if err != nil {
+		if c.MustExist {
+			return gocqlx.Session{}, fmt.Errorf("cqldb: connect to keyspace %s (does it exist? migrations create it): %w", c.Keyspace, err)
+		}
 		return gocqlx.Session{}, fmt.Errorf("cqldb: connect to keyspace %s: %w", c.Keyspace, err)
 	}
 	return s, nil
+}
+
+// Replication is the replication map of CREATE KEYSPACE for c.
+func (c Config) Replication() string {
+	if len(c.DataCenters) == 0 {
+		rf := c.ReplicationFactor
+		if rf == 0 {
+			rf = 1
+		}
+		return fmt.Sprintf("{'class': 'SimpleStrategy', 'replication_factor': %d}", rf)
+	}
+	dcs := slices.Sorted(maps.Keys(c.DataCenters))
+	var b strings.Builder
+	b.WriteString("{'class': 'NetworkTopologyStrategy'")
+	for _, dc := range dcs {
+		fmt.Fprintf(&b, ", '%s': %d", strings.ReplaceAll(dc, "'", "''"), c.DataCenters[dc])
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+func createKeyspace(ctx context.Context, c Config) error {
+	for dc, n := range c.DataCenters {
+		if dc == "" || n < 1 {
+			return fmt.Errorf("cqldb: replication %q: %d: want a data center name and at least 1 replica", dc, n)
+		}
+	}
+	if c.ReplicationFactor < 0 {
+		return fmt.Errorf("cqldb: replication factor %d: want at least 1", c.ReplicationFactor)
+	}
+	admin, err := gocqlx.WrapSession(c.cluster("").CreateSession())
+	if err != nil {
+		return fmt.Errorf("cqldb: connect to %v: %w", c.Hosts, err)
+	}
+	defer admin.Close()
+	err = admin.ContextQuery(ctx, fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s`,
+		c.Keyspace, c.Replication()), nil).ExecRelease()
+	if err != nil {
+		return fmt.Errorf("cqldb: create keyspace %s: %w", c.Keyspace, err)
+	}
+	return nil
 }
 
 // Migration is one step of a component's schema.
@@ -92,36 +145,74 @@ type Migration struct {
 // Migrate applies the migrations of component that the keyspace has not
 // recorded yet, in version order.
 func Migrate(ctx context.Context, s gocqlx.Session, component string, ms []Migration) error {
+	_, err := Apply(ctx, s, component, ms)
+	return err
+}
+
+// Apply is Migrate that also returns the migrations it applied (none when
+// the keyspace had them all).
+func Apply(ctx context.Context, s gocqlx.Session, component string, ms []Migration) ([]Migration, error) {
 	if err := s.ContextQuery(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		component text, version int, name text, applied_at timestamp,
 		PRIMARY KEY (component, version))`, nil).ExecRelease(); err != nil {
-		return fmt.Errorf("cqldb: schema_migrations: %w", err)
+		return nil, fmt.Errorf("cqldb: schema_migrations: %w", err)
 	}
 	var done []int
 	if err := s.ContextQuery(ctx, `SELECT version FROM schema_migrations WHERE component = ?`, nil).
 		Bind(component).SelectRelease(&done); err != nil {
-		return fmt.Errorf("cqldb: read applied migrations of %s: %w", component, err)
+		return nil, fmt.Errorf("cqldb: read applied migrations of %s: %w", component, err)
 	}
-	ms = slices.Clone(ms)
-	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
-	for i, m := range ms {
-		if m.Version != i+1 {
-			return fmt.Errorf("cqldb: %s migrations must be numbered 1, 2, 3...: found %d at position %d", component, m.Version, i+1)
-		}
+	ms, err := ordered(component, ms)
+	if err != nil {
+		return nil, err
+	}
+	var applied []Migration
+	for _, m := range ms {
 		if slices.Contains(done, m.Version) {
 			continue
 		}
 		for _, stmt := range m.Statements {
 			if err := s.ContextQuery(ctx, stmt, nil).ExecRelease(); err != nil {
-				return fmt.Errorf("cqldb: %s migration %d (%s): %w", component, m.Version, m.Name, err)
+				return applied, fmt.Errorf("cqldb: %s migration %d (%s): %w", component, m.Version, m.Name, err)
 			}
 		}
 		if err := s.ContextQuery(ctx, `INSERT INTO schema_migrations (component, version, name, applied_at) VALUES (?, ?, ?, ?)`, nil).
 			Bind(component, m.Version, m.Name, time.Now().UTC()).ExecRelease(); err != nil {
-			return fmt.Errorf("cqldb: record %s migration %d: %w", component, m.Version, err)
+			return applied, fmt.Errorf("cqldb: record %s migration %d: %w", component, m.Version, err)
+		}
+		applied = append(applied, m)
+	}
+	return applied, nil
+}
+
+func ordered(component string, ms []Migration) ([]Migration, error) {
+	ms = slices.Clone(ms)
+	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
+	for i, m := range ms {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("cqldb: %s migrations must be numbered 1, 2, 3...: found %d at position %d", component, m.Version, i+1)
 		}
 	}
-	return nil
+	return ms, nil
+}
+
+// Pending returns the migrations of component that the keyspace has not
+// recorded, without applying anything: all of them when the keyspace was
+// never migrated.
+func Pending(ctx context.Context, s gocqlx.Session, component string, ms []Migration) ([]Migration, error) {
+	ms, err := ordered(component, ms)
+	if err != nil {
+		return nil, err
+	}
+	done, err := Applied(ctx, s, component)
+	var rerr gocql.RequestError
+	if errors.As(err, &rerr) && rerr.Code() == gocql.ErrCodeInvalid {
+		return ms, nil // no schema_migrations table: never migrated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cqldb: read applied migrations of %s: %w", component, err)
+	}
+	return slices.DeleteFunc(ms, func(m Migration) bool { return slices.Contains(done, m.Version) }), nil
 }
 
 // Applied lists the versions of component recorded in the keyspace.

@@ -3,6 +3,7 @@ package cqldb_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/guildhall/guildhall/internal/cqldb"
@@ -34,9 +35,48 @@ func TestMigrate(t *testing.T) {
 	if got, _ := cqldb.Applied(ctx, s, "test"); !slices.Equal(got, []int{1, 2}) {
 		t.Fatalf("applied %v", got)
 	}
+	// Apply reports what it applied; Pending what is left.
+	v3 := append(v2, cqldb.Migration{Version: 3, Name: "yet more", Statements: []string{
+		`ALTER TABLE things ADD colour text`,
+	}})
+	if p, err := cqldb.Pending(ctx, s, "test", v3); err != nil || len(p) != 1 || p[0].Version != 3 {
+		t.Fatalf("pending %v, %v", p, err)
+	}
+	if got, err := cqldb.Apply(ctx, s, "test", v3); err != nil || len(got) != 1 || got[0].Name != "yet more" {
+		t.Fatalf("apply %v, %v", got, err)
+	}
+	if got, err := cqldb.Apply(ctx, s, "test", v3); err != nil || len(got) != 0 {
+		t.Fatalf("apply again %v, %v", got, err)
+	}
+	if p, err := cqldb.Pending(ctx, s, "never", v1); err != nil || len(p) != 1 {
+		t.Fatalf("pending of an unknown component %v, %v", p, err)
+	}
 	// Gaps in numbering are refused.
 	bad := []cqldb.Migration{{Version: 1}, {Version: 3}}
 	if err := cqldb.Migrate(ctx, s, "other", bad); err == nil {
 		t.Fatal("gap accepted")
+	}
+}
+
+func TestReplication(t *testing.T) {
+	for _, tc := range []struct {
+		c    cqldb.Config
+		want string
+	}{
+		{cqldb.Config{}, "{'class': 'SimpleStrategy', 'replication_factor': 1}"},
+		{cqldb.Config{ReplicationFactor: 3}, "{'class': 'SimpleStrategy', 'replication_factor': 3}"},
+		{cqldb.Config{DataCenters: map[string]int{"eu": 3, "us": 2}}, "{'class': 'NetworkTopologyStrategy', 'eu': 3, 'us': 2}"},
+	} {
+		if got := tc.c.Replication(); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.c, got, tc.want)
+		}
+	}
+}
+
+func TestOpenMustExist(t *testing.T) {
+	hosts := cqltest.Hosts(t)
+	_, err := cqldb.Open(context.Background(), cqldb.Config{Hosts: hosts, Keyspace: "no_such_keyspace_here", MustExist: true})
+	if err == nil || !strings.Contains(err.Error(), "no_such_keyspace_here") {
+		t.Fatalf("open of a missing keyspace: %v", err)
 	}
 }

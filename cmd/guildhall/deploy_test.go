@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/guildhall/guildhall/snowflake"
+)
+
+// deployProcess is one guildhall container found in deploy/.
+type deployProcess struct {
+	where    string
+	args     []string
+	env      map[string]string
+	replicas int
+	nodeIDs  []int // the node numbers its replicas get; nil when random
+}
+
+// parse runs the process's arguments and environment through ParseFlags,
+// exactly as the binary would.
+func (p deployProcess) parse(t *testing.T) (Config, bool) {
+	t.Helper()
+	m := NewMain()
+	if err := m.ParseFlags(p.args, func(k string) string { return p.env[k] }); err != nil {
+		t.Errorf("%s: guildhall %v (and its GUILDHALL_* environment): %v", p.where, p.args, err)
+		return Config{}, false
+	}
+	return m.Config, true
+}
+
+// checkCluster checks that the processes of one deployment are valid and
+// make a whole cluster: a migrate, every role, several link and message
+// processes, and no snowflake node number given to two processes.
+func checkCluster(t *testing.T, name string, procs []deployProcess) {
+	t.Helper()
+	count := map[string]int{}
+	nodes := map[int]string{}
+	for _, p := range procs {
+		c, ok := p.parse(t)
+		if !ok {
+			continue
+		}
+		if c.Command == CommandMigrate {
+			count["migrate"] += p.replicas
+			continue
+		}
+		if c.Store != StoreCQL {
+			t.Errorf("%s: store %q, want cql", p.where, c.Store)
+		}
+		for _, r := range c.Roles {
+			count[r] += p.replicas
+		}
+		ids := p.nodeIDs
+		if ids == nil && c.NodeID >= 0 {
+			ids = []int{c.NodeID}
+		}
+		if len(ids) != p.replicas {
+			t.Errorf("%s: %d replicas but node numbers %v (each process needs its own --node-id)", p.where, p.replicas, ids)
+		}
+		for _, id := range ids {
+			if id < 0 || id > snowflake.MaxNode {
+				t.Errorf("%s: node number %d out of range", p.where, id)
+			}
+			if other, dup := nodes[id]; dup {
+				t.Errorf("%s and %s share node number %d", p.where, other, id)
+			}
+			nodes[id] = p.where
+		}
+	}
+	want := map[string]int{"migrate": 1, RoleAPI: 1, RoleLink: 2, RoleMessage: 2, RoleSubscribe: 1}
+	for k, n := range want {
+		if count[k] < n {
+			t.Errorf("%s: %d %s processes, want at least %d (%v)", name, count[k], k, n, count)
+		}
+	}
+}
+
+func strs(tb testing.TB, where string, v any) []string {
+	tb.Helper()
+	if v == nil {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		tb.Fatalf("%s: want a list of strings, got %T", where, v)
+	}
+	out := make([]string, len(list))
+	for i, s := range list {
+		str, ok := s.(string)
+		if !ok {
+			tb.Fatalf("%s: item %d is %T, want a string", where, i, s)
+		}
+		out[i] = str
+	}
+	return out
+}
+
+func yamlDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []map[string]any
+	for {
+		var d map[string]any
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if d != nil {
+			docs = append(docs, d)
+		}
+	}
+}
+
+func TestDeployCompose(t *testing.T) {
+	path := filepath.Join("..", "..", "deploy", "compose", "docker-compose.yml")
+	docs := yamlDocs(t, path)
+	if len(docs) != 1 {
+		t.Fatalf("%s: %d documents", path, len(docs))
+	}
+	services, _ := docs[0]["services"].(map[string]any)
+	var procs []deployProcess
+	for name, v := range services {
+		svc := v.(map[string]any)
+		if img, _ := svc["image"].(string); !strings.HasPrefix(img, "guildhall") {
+			continue
+		}
+		where := "compose service " + name
+		env := map[string]string{}
+		for k, v := range svc["environment"].(map[string]any) {
+			s, ok := v.(string)
+			if !ok {
+				t.Errorf("%s: %s is %T; quote it so compose passes it as written", where, k, v)
+			}
+			env[k] = s
+		}
+		procs = append(procs, deployProcess{where: where, args: strs(t, where, svc["command"]), env: env, replicas: 1})
+	}
+	checkCluster(t, path, procs)
+}
+
+func TestDeployKubernetes(t *testing.T) {
+	dir := filepath.Join("..", "..", "deploy", "k8s")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	var resources []string
+	configMaps := map[string]map[string]any{}
+	var workloads []map[string]any
+	for _, f := range files {
+		for _, d := range yamlDocs(t, f) {
+			kind, _ := d["kind"].(string)
+			meta, _ := d["metadata"].(map[string]any)
+			switch kind {
+			case "Kustomization":
+				resources = strs(t, f, d["resources"])
+				continue
+			case "":
+				t.Errorf("%s: a document without kind", f)
+			case "ConfigMap":
+				data, _ := d["data"].(map[string]any)
+				configMaps[meta["name"].(string)] = data
+			case "StatefulSet", "Deployment", "Job":
+				workloads = append(workloads, d)
+			}
+			if kind != "Namespace" && meta["namespace"] != "guildhall" {
+				t.Errorf("%s: %s %v is not in namespace guildhall", f, kind, meta["name"])
+			}
+		}
+	}
+	var names []string
+	for _, f := range files {
+		if b := filepath.Base(f); b != "kustomization.yaml" {
+			names = append(names, b)
+		}
+	}
+	slices.Sort(names)
+	slices.Sort(resources)
+	if !slices.Equal(names, resources) {
+		t.Errorf("kustomization.yaml lists %v, the directory holds %v", resources, names)
+	}
+
+	var procs []deployProcess
+	for _, w := range workloads {
+		kind := w["kind"].(string)
+		name := w["metadata"].(map[string]any)["name"].(string)
+		spec := w["spec"].(map[string]any)
+		replicas, start := 1, 0
+		if r, ok := spec["replicas"].(int); ok {
+			replicas = r
+		}
+		if o, ok := spec["ordinals"].(map[string]any); ok {
+			start = o["start"].(int)
+		}
+		pod := spec["template"].(map[string]any)["spec"].(map[string]any)
+		for _, c := range pod["containers"].([]any) {
+			c := c.(map[string]any)
+			if img, _ := c["image"].(string); !strings.HasPrefix(img, "guildhall") {
+				continue
+			}
+			where := fmt.Sprintf("%s %s container %s", kind, name, c["name"])
+			p := deployProcess{where: where, args: strs(t, where, c["args"]), env: map[string]string{}, replicas: replicas}
+			for _, ef := range asList(c["envFrom"]) {
+				ref, _ := ef.(map[string]any)["configMapRef"].(map[string]any)
+				data, ok := configMaps[fmt.Sprint(ref["name"])]
+				if !ok {
+					t.Errorf("%s: envFrom %v: no such ConfigMap", where, ef)
+				}
+				for k, v := range data {
+					p.env[k] = fmt.Sprint(v)
+				}
+			}
+			nodeFromIndex := false
+			for _, e := range asList(c["env"]) {
+				e := e.(map[string]any)
+				k := e["name"].(string)
+				if v, ok := e["value"]; ok {
+					p.env[k] = fmt.Sprint(v)
+					continue
+				}
+				field := fmt.Sprint(e["valueFrom"].(map[string]any)["fieldRef"].(map[string]any)["fieldPath"])
+				switch field {
+				case "metadata.labels['apps.kubernetes.io/pod-index']":
+					if kind != "StatefulSet" {
+						t.Errorf("%s: the pod-index label exists on StatefulSet pods only", where)
+					}
+					p.env[k] = fmt.Sprint(start)
+					if k == "GUILDHALL_NODE_ID" {
+						nodeFromIndex = true
+					}
+				case "metadata.name":
+					p.env[k] = fmt.Sprintf("%s-%d", name, start)
+				default:
+					t.Errorf("%s: %s from %s: the test does not know this field", where, k, field)
+				}
+			}
+			if nodeFromIndex {
+				for i := range replicas {
+					p.nodeIDs = append(p.nodeIDs, start+i)
+				}
+			}
+			procs = append(procs, p)
+		}
+	}
+	checkCluster(t, dir, procs)
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
