@@ -397,12 +397,43 @@ function normalize(m) {
   return { ...m, seq: Number(m.seq || 0), edited_at: m.edited_at || null };
 }
 
+/** synced waits (at most 3 s) until the server confirmed the subscriptions, so a fetch after it misses nothing. */
+function synced() {
+  if (!gateway) return Promise.resolve();
+  return Promise.race([gateway.whenSynced(), new Promise((r) => setTimeout(r, 3000))]);
+}
+
 async function openChannel(channelId) {
   const b = bucket(channelId);
-  const list = b.list;
-  if (!b.loaded && !b.loading) await loadOlder(channelId, true);
-  else if (list.length) markRead(channelId, list[list.length - 1].id);
-  else markRead(channelId, '');
+  if (b.loading) return;
+  await synced();
+  if (!b.loaded) { await loadOlder(channelId, true); return; }
+  // While it was not open it was followed for counts only: fetch what came meanwhile.
+  await fetchAfter(channelId);
+  if (channelId !== currentChannelId()) return;
+  if (b.list.length) markRead(channelId, b.list[b.list.length - 1].id);
+  else delete state.unread[channelId];
+  changed();
+}
+
+/** fetchAfter pages forwards from the newest message held (after=), newest first pages. */
+async function fetchAfter(channelId) {
+  const b = bucket(channelId);
+  let after = b.list.length ? b.list[b.list.length - 1].id : undefined;
+  if (!after) return;
+  try {
+    for (let pages = 0; ; pages++) {
+      if (pages === 3) { // far behind: start again from the newest page instead
+        state.messages[channelId] = { list: [], more: true, loading: false, error: '', loaded: false };
+        await loadOlder(channelId, true);
+        return;
+      }
+      const page = await rest.messages(channelId, { limit: 100, after });
+      for (const m of page) { insert(b, normalize(m)); learnAuthor(m); }
+      if (page.length < 100) break;
+      after = page[0].id;
+    }
+  } catch (e) { notify(say(e)); }
   changed();
 }
 
@@ -430,18 +461,9 @@ export async function loadOlder(channelId, first = false) {
 
 /** catchUp pulls what the open channel missed while the session was new (after=last seen, paged forwards). */
 async function catchUp() {
-  for (const [id, b] of Object.entries(state.messages)) {
-    if (id !== currentChannelId()) { delete state.messages[id]; continue; } // reloaded when opened
-    await gateway?.whenSynced();
-    let after = b.list.length ? b.list[b.list.length - 1].id : undefined;
-    try {
-      for (;;) {
-        const page = await rest.messages(id, { limit: 100, after });
-        for (const m of page) { insert(b, normalize(m)); learnAuthor(m); }
-        if (page.length < 100) break;
-        after = page[0].id;
-      }
-    } catch (e) { notify(say(e)); }
+  await synced();
+  for (const id of Object.keys(state.messages)) {
+    if (id === currentChannelId()) await fetchAfter(id); // others catch up when opened
   }
   changed();
 }
