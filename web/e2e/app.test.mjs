@@ -230,15 +230,60 @@ test('an admin hides a channel and it disappears for the member without a reload
   const top = after.reduce((x, y) => (y.position > x.position ? y : x));
   assert.equal(top.name, 'Moderator');
 
-  // Kick bob; the audit log lists it
+  // Overwrites: deny SEND_MESSAGES to @everyone in general; bob's send is refused, in words
+  await a.click('a.tab:has-text("Channel permissions")');
+  await a.selectOption('select[aria-label="Channel"]', g.chans.general.id);
+  await a.waitForSelector('.vis h2:has-text("Who can see #general")');
+  await a.waitForSelector('.ow-empty');
+  await a.selectOption('select[aria-label="Add an overwrite for a role"]', g.id);
+  await a.click('button:has-text("Add role")');
+  await a.click('button[aria-label="Send messages for @everyone: inherit"]', { timeout: 5000 });
+  await a.click('button[aria-label="Send messages for @everyone: allow"]');
+  await a.locator('button[aria-label="Send messages for @everyone: deny"]').waitFor();
+  await b.fill('.composer textarea', 'can I still talk?');
+  await b.keyboard.press('Enter');
+  await b.waitForSelector('.msg.pending.failed:has-text("Missing permission SEND_MESSAGES")');
+  await b.click('.msg.pending.failed button:has-text("Discard")');
+
+  // Allow list: Moderator may see #secret; giving bob the role brings it back for him
+  await a.selectOption('select[aria-label="Channel"]', g.chans.secret.id);
+  await a.waitForSelector('.vis h2:has-text("Who can see #secret")');
+  await a.selectOption('select[aria-label="Add a role to the allow list"]', mod.id);
+  await a.waitForSelector('.vis-list[data-list="allow"] li:has-text("Moderator")');
+  const vis = await gh.api('GET', `/channels/${g.chans.secret.id}/visibility`, alice.token);
+  assert.deepEqual(vis.allow, [{ type: 'role', id: mod.id }]);
   await a.click('a.tab:has-text("Members")');
   await a.click(`li[data-user="${bob.id}"] button:has-text("Manage")`);
+  await a.click(`li[data-user="${bob.id}"] label:has-text("Moderator") input`);
+  await a.waitForSelector('.ok-note:has-text("Roles updated")');
+  await b.locator(`.chan[data-channel="${g.chans.secret.id}"]`).waitFor({ timeout: 15000 });
+
+  // Ban bob with a reason; he is listed under Bans and can be unbanned; kick carol
+  const carol = await gh.user('carol');
+  const inv = await gh.api('POST', `/servers/${g.id}/invites`, alice.token, {});
+  await gh.api('POST', `/invites/${inv.code}`, carol.token);
+  await a.fill(`li[data-user="${bob.id}"] input[aria-label="Reason"]`, 'testing bans');
   a.once('dialog', (d) => d.accept());
-  await a.click(`li[data-user="${bob.id}"] button[data-action="kick"]`);
+  await a.click(`li[data-user="${bob.id}"] button[data-action="ban"]`);
   await waitFor(async () => (await a.locator(`li[data-user="${bob.id}"]`).count()) === 0, 'bob to leave the list');
+  await a.fill('input[aria-label="Search members"]', carol.username);
+  await a.click(`li[data-user="${carol.id}"] button:has-text("Manage")`);
+  a.once('dialog', (d) => d.accept());
+  await a.click(`li[data-user="${carol.id}"] button[data-action="kick"]`);
+  await waitFor(async () => (await a.locator(`li[data-user="${carol.id}"]`).count()) === 0, 'carol to leave the list');
+  // bob's client notices he is out
+  await b.waitForSelector('.notice:has-text("no longer a member")', { timeout: 15000 });
+  await a.click('a.tab:has-text("Bans")');
+  await a.waitForSelector(`li:has-text("${bob.username}"):has-text("testing bans")`);
+  await a.click(`li:has-text("${bob.username}") button:has-text("Unban")`);
+  await a.waitForSelector('.ok-note:has-text("was unbanned")');
+  assert.deepEqual(await gh.api('GET', `/servers/${g.id}/bans`, alice.token), []);
+
   await a.click('a.tab:has-text("Audit log")');
-  await a.waitForSelector('.audit li[data-action="member_kick"]');
-  await a.waitForSelector('.audit li[data-action="role_create"]');
+  for (const action of ['member_kick', 'member_ban_add', 'member_ban_remove', 'member_role_add', 'overwrite_update', 'role_create']) {
+    await a.waitForSelector(`.audit li[data-action="${action}"]`);
+  }
+  await a.waitForSelector('.audit li[data-action="member_ban_add"]:has-text("Reason: testing bans")');
 });
 
 test('a dropped connection resumes without losing a message', async () => {

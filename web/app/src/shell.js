@@ -76,7 +76,7 @@ function ChannelSidebar({ serverId }) {
     <aside class="sidebar" aria-label="Channels">
       <header class="sidebar-head">
         <h2 title=${s ? s.name : 'Home'}>${s ? s.name : 'Home'}</h2>
-        ${s && admin && html`<a class="icon-btn" href=${`/servers/${serverId}/settings`} title="Server settings" aria-label="Server settings">⚙</a>`}
+        ${s && html`<a class="icon-btn" href=${`/servers/${serverId}/settings`} title=${admin ? 'Server settings' : 'Server info and your nickname'} aria-label="Server settings">⚙</a>`}
       </header>
       <div class="sidebar-body">
         ${s ? html`

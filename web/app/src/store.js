@@ -177,6 +177,13 @@ export function start() {
   gw.on('read_state_update', (rs) => onUnreadUpdate({ channel_id: rs.channel_id, unread_count: rs.unread_count, mention_count: rs.mention_count }));
   gw.on('subscription_error', () => refreshChannels(currentServerId()));
   gw.connect();
+  if (!start.focusHooked) {
+    start.focusHooked = true;
+    // Coming back to the tab: re-read what the gateway does not announce.
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && state.token && currentServerId()) refreshChannels(currentServerId(), true);
+    });
+  }
   clearInterval(pollTimer);
   pollTimer = setInterval(() => { if (state.token && currentServerId()) refreshChannels(currentServerId(), true); }, CHANNEL_POLL_MS);
 }
