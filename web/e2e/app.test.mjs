@@ -229,6 +229,14 @@ test('an admin hides a channel and it disappears for the member without a reload
   const after = await gh.api('GET', `/servers/${g.id}/roles`, alice.token);
   const top = after.reduce((x, y) => (y.position > x.position ? y : x));
   assert.equal(top.name, 'Moderator');
+  // and back by drag and drop: "new role" dropped on Moderator takes the top
+  const other = after.find((r) => r.name === 'new role');
+  await a.dragAndDrop(`.role-item[data-role="${other.id}"]`, `.role-item[data-role="${mod.id}"]`);
+  await waitFor(async () => {
+    const rs = await gh.api('GET', `/servers/${g.id}/roles`, alice.token);
+    return rs.reduce((x, y) => (y.position > x.position ? y : x)).id === other.id;
+  }, 'the dragged role on top');
+  assert.equal(await a.locator('.role-item').first().getAttribute('data-role'), other.id);
 
   // Overwrites: deny SEND_MESSAGES to @everyone in general; bob's send is refused, in words
   await a.click('a.tab:has-text("Channel permissions")');

@@ -9,7 +9,8 @@ const PAGE = 50;
 // How often the channel list of the open server is re-read: the gateway does
 // not announce channel or permission changes (docs/gateway.md), so a channel
 // an admin hides disappears within this time, without a reload.
-const CHANNEL_POLL_MS = Number(globalThis.localStorage?.getItem('guildhall.channelPollMs')) || 3000;
+// (localStorage 'guildhall.channelPollMs' overrides it; the tests use 1 s.)
+const CHANNEL_POLL_MS = Number(globalThis.localStorage?.getItem('guildhall.channelPollMs')) || 10000;
 
 export const state = {
   token: localStorage.getItem(TOKEN_KEY) || '',
@@ -315,12 +316,22 @@ export function canServer(serverId, name) {
 
 // ---- subscriptions: the open channel gets MESSAGES, every other channel UNREAD_COUNT
 
+// A session follows at most 1000 channels (docs/gateway.md): the open
+// channel first, then the open server's, then the other servers' in list
+// order. Channels past the budget keep the counts READY gave them.
+const MAX_SUBSCRIPTIONS = 1000;
+
 export function updateSubscriptions() {
   if (!gateway) return;
   const want = new Map();
-  const open = currentChannelId();
-  for (const list of Object.values(state.channels)) {
-    for (const c of list) if (c.type === 'text') want.set(c.id, c.id === open ? MESSAGES : UNREAD_COUNT);
+  const open = currentChannelId(), sid = currentServerId();
+  if (open) want.set(open, MESSAGES);
+  const order = [sid, ...state.servers.map((s) => s.id).filter((id) => id !== sid)];
+  for (const id of order) {
+    for (const c of state.channels[id] || []) {
+      if (want.size >= MAX_SUBSCRIPTIONS) break;
+      if (c.type === 'text' && !want.has(c.id)) want.set(c.id, UNREAD_COUNT);
+    }
   }
   gateway.setSubscriptions(want);
 }
