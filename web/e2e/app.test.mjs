@@ -134,6 +134,7 @@ test('an unread badge appears for a channel that is not open and clears when it 
   await b.locator(mentions ? `.rail-item[data-server="${g.id}"] .badge` : `.rail-item[data-server="${g.id}"].has-unread .unread-pip`).waitFor();
   // the open channel has no badge
   assert.equal(await b.locator(`.chan[data-channel="${g.chans.general.id}"] .badge`).count(), 0);
+  await shot(b, 'unread');
 
   const seen = await b.evaluate(() => globalThis.__seen);
   assert.ok(seen.unread >= 1, 'unread_update frames counted the channel');
@@ -258,6 +259,7 @@ test('an admin hides a channel and it disappears for the member without a reload
   await a.waitForSelector('.vis h2:has-text("Who can see #secret")');
   await a.selectOption('select[aria-label="Add a role to the allow list"]', mod.id);
   await a.waitForSelector('.vis-list[data-list="allow"] li:has-text("Moderator")');
+  await shot(a, 'channel-permissions');
   const vis = await gh.api('GET', `/channels/${g.chans.secret.id}/visibility`, alice.token);
   assert.deepEqual(vis.allow, [{ type: 'role', id: mod.id }]);
   await a.click('a.tab:has-text("Members")');
@@ -445,6 +447,9 @@ test('mention completion from the server-side member search; mentions render as 
   await msg.waitFor();
   assert.equal(await msg.locator('.mention').textContent(), `@${bob.username}`);
   assert.ok((await msg.getAttribute('class')).includes('mentioned'), 'highlighted for bob');
+  await b.setViewportSize({ width: 1280, height: 800 });
+  await b.evaluate(() => { document.documentElement.dataset.theme = 'dark'; });
+  await shot(b, 'mention-dark');
   const [stored] = await gh.api('GET', `/channels/${g.chans.general.id}/messages?limit=1`, alice.token);
   assert.equal(stored.content, `hey <@${bob.id}> look`);
 });

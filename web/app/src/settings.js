@@ -127,7 +127,14 @@ function Roles({ serverId }) {
   const [roles, setRoles] = useState(null);
   const [sel, setSel] = useState('');
   const [drag, setDrag] = useState('');
-  async function load() { const r = await a.run(() => rest.roles(serverId)); if (r) setRoles(r); return r; }
+  const seq = useRef(0);
+  // load applies only the newest reply: an older one landing late must not undo a newer list
+  async function load() {
+    const n = ++seq.current;
+    const r = await a.run(() => rest.roles(serverId));
+    if (r && n === seq.current) setRoles(r);
+    return r;
+  }
   useEffect(() => { load(); }, [serverId]);
   if (!roles) return html`<section><h1>Roles</h1>${a.view || html`<p>Loading…</p>`}</section>`;
   // highest first, as people read a role list; @everyone last
@@ -139,13 +146,17 @@ function Roles({ serverId }) {
   }
   // move puts role `id` at index `to` of the sorted list (0 = top) and renumbers positions above @everyone.
   async function move(id, to) {
-    const list = sorted.filter((r) => r.id !== serverId && r.id !== id);
-    const moving = sorted.find((r) => r.id === id);
-    list.splice(Math.max(0, Math.min(to, list.length)), 0, moving);
-    const moves = list.map((r, i) => ({ id: r.id, position: list.length - i })).filter((m) => roles.find((r) => r.id === m.id).position !== m.position);
-    if (!moves.length) return;
-    const r = await a.run(() => rest.reorderRoles(serverId, moves), 'Order saved.');
-    if (r) setRoles(r);
+    const target = sorted[to];
+    const r = await a.run(async () => {
+      // work on the server's current list, not what this page last saw
+      const fresh = (await rest.roles(serverId)).sort((x, y) => (y.position - x.position) || (x.id < y.id ? 1 : -1));
+      const list = fresh.filter((x) => x.id !== serverId && x.id !== id);
+      const at = target ? list.findIndex((x) => x.id === target.id) : list.length;
+      list.splice(at < 0 ? list.length : at + (to > sorted.findIndex((x) => x.id === id) ? 1 : 0), 0, fresh.find((x) => x.id === id));
+      const moves = list.map((x, i) => ({ id: x.id, position: list.length - i })).filter((m) => fresh.find((x) => x.id === m.id).position !== m.position);
+      return moves.length ? rest.reorderRoles(serverId, moves) : fresh;
+    }, 'Order saved.');
+    if (r) { seq.current++; setRoles(r); }
   }
   return html`<section>
     <h1>Roles</h1>
