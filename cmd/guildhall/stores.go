@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -41,8 +40,8 @@ type stores struct {
 	audit    audit.Store
 	messages message.Store
 	// cache is the central cache of recent history: message/inmem or
-	// message/redis. WIRE(sendpath): nothing reads it yet; hand it to the
-	// message service and reader (message.Config.Cache) when they take it.
+	// message/redis. The message service writes it once a change is
+	// durable; history reads merge it with the store.
 	cache message.Cache
 	// counters are the unread heads, positions and mention sets:
 	// message/inmem or message/redis.
@@ -214,26 +213,4 @@ type logWriter struct{ m *Main }
 func (l logWriter) Write(p []byte) (int, error) {
 	l.m.Log.Info("migrate: " + strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// acceptedStore tells the unread counters about every message it stores,
-// so channel heads follow sends. WIRE(sendpath): remove it once
-// message.NewService takes Counters itself (the durable send path calls
-// Accepted, with the message's mentions).
-type acceptedStore struct {
-	message.Store
-	counters message.Counters
-	log      *slog.Logger
-}
-
-func (s acceptedStore) Insert(ctx context.Context, m message.Message) error {
-	if err := s.Store.Insert(ctx, m); err != nil {
-		return err
-	}
-	// The message is stored; a counter that missed it is rebuilt from the
-	// store's head (RaiseHead) when the cache loses it.
-	if err := s.counters.Accepted(ctx, m); err != nil {
-		s.log.Warn("unread counters missed a message", "channel", m.ChannelID, "seq", m.Seq, "err", err)
-	}
-	return nil
 }
