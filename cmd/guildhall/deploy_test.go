@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -152,6 +154,53 @@ func TestDeployCompose(t *testing.T) {
 		procs = append(procs, deployProcess{where: where, args: strs(t, where, svc["command"]), env: env, replicas: 1})
 	}
 	checkCluster(t, path, procs)
+
+	// The proxy sends traffic to services that exist, link ones for the gateway.
+	conf, err := os.ReadFile(filepath.Join("..", "..", "deploy", "compose", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstreams := regexp.MustCompile(`(?m)^\s*server ([a-z0-9-]+):8080;`).FindAllStringSubmatch(string(conf), -1)
+	if len(upstreams) < 3 {
+		t.Errorf("nginx.conf: upstream servers %v", upstreams)
+	}
+	for _, u := range upstreams {
+		svc, ok := services[u[1]].(map[string]any)
+		if !ok {
+			t.Errorf("nginx.conf names %s, not a compose service", u[1])
+			continue
+		}
+		if cmd := strings.Join(strs(t, u[1], svc["command"]), " "); !strings.Contains(cmd, "--roles link") && !strings.Contains(cmd, "--roles api") {
+			t.Errorf("nginx.conf sends traffic to %s, which runs %q", u[1], cmd)
+		}
+	}
+}
+
+// TestDockerfile: the image builds this binary with a Go at least as new
+// as go.mod asks for.
+func TestDockerfile(t *testing.T) {
+	df, err := os.ReadFile(filepath.Join("..", "..", "deploy", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := regexp.MustCompile(`(?m)^ARG GO_VERSION=(\d+)\.(\d+)$`).FindStringSubmatch(string(df))
+	mod := regexp.MustCompile(`(?m)^go (\d+)\.(\d+)`).FindStringSubmatch(string(gomod))
+	if image == nil || mod == nil {
+		t.Fatalf("Go versions: Dockerfile %v, go.mod %v", image, mod)
+	}
+	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
+	if atoi(image[1]) < atoi(mod[1]) || atoi(image[1]) == atoi(mod[1]) && atoi(image[2]) < atoi(mod[2]) {
+		t.Errorf("Dockerfile builds with Go %s.%s, go.mod needs %s.%s", image[1], image[2], mod[1], mod[2])
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/guildhall", `ENTRYPOINT ["/guildhall"]`} {
+		if !strings.Contains(string(df), want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
 }
 
 func TestDeployKubernetes(t *testing.T) {
