@@ -62,14 +62,18 @@ func newRSEnv(t *testing.T, withReadStates bool) *rsEnv {
 	durable := messagepebble.NewReadStates(db)
 	s := api.Services{
 		Members:  members,
-		Messages: counting{message.NewService(store, res, &nopPublisher{}, ids, nil, nil), counters},
+		Messages: counting{message.NewService(store, res, &rsNopPublisher{}, ids, nil, nil), counters},
 		History:  message.NewReader(store, res),
 		Roles:    roles,
 	}
 	if withReadStates {
-		s.ReadStates = message.NewReadStates(message.ReadStatesConfig{
+		rs, err := message.NewReadStates(message.ReadStatesConfig{
 			Access: res, Messages: store, Roles: rstore, Counters: counters, Store: durable,
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ReadStates = rs
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(s, nil).Handler())
@@ -78,9 +82,9 @@ func newRSEnv(t *testing.T, withReadStates bool) *rsEnv {
 	return &rsEnv{env: &env{url: hs.URL + "/api/v1", hc: hs.Client(), messages: store}, durable: durable}
 }
 
-type nopPublisher struct{}
+type rsNopPublisher struct{}
 
-func (*nopPublisher) Publish(context.Context, message.Event) error { return nil }
+func (*rsNopPublisher) Publish(context.Context, message.Event) error { return nil }
 
 type readStateJSON struct {
 	ChannelID    string  `json:"channel_id"`

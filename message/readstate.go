@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	guildhall "github.com/guildhall/guildhall"
 )
 
@@ -150,7 +152,8 @@ type MemberRoles interface {
 }
 
 // ReadNotifier hears about a user's read position moving, so the gateway
-// can tell the user's other sessions.
+// can tell the user's other sessions. Concurrent acks may be heard in
+// either order: a receiver keeps the state with the highest LastReadSeq.
 type ReadNotifier interface {
 	Acked(ctx context.Context, userID uint64, rs ReadState)
 }
@@ -169,6 +172,9 @@ type ReadStatesConfig struct {
 	Notifier ReadNotifier
 	// Log receives what goes wrong off the request path; nil discards.
 	Log *slog.Logger
+	// Registerer receives the service's metrics (see NewReadStates); nil
+	// registers none.
+	Registerer prometheus.Registerer
 }
 
 // CheckReadPosition is the validation every ReadStateStore applies before
@@ -181,6 +187,34 @@ func CheckReadPosition(userID uint64, p ReadPosition) error {
 		if v == 0 || v > math.MaxInt64 {
 			return guildhall.E(op, guildhall.Invalid, "a read position needs a user, channel, seq and message ID in 1..2^63-1")
 		}
+	}
+	return nil
+}
+
+// CheckCounted validates a message given to UnreadCounters.Accepted: a
+// channel and a seq are needed (Invalid otherwise), and only the first
+// MaxMentions users and roles it mentions are counted (Send refuses more;
+// this keeps the counters' work bounded whatever they are given). It
+// returns the mentions to count.
+func CheckCounted(op string, m Message) (Mentions, error) {
+	if m.ChannelID == 0 || m.Seq == 0 {
+		return Mentions{}, guildhall.E(op, guildhall.Invalid, "a counted message needs a channel and a seq")
+	}
+	mn := m.Mentions
+	if len(mn.Users) > MaxMentions {
+		mn.Users = mn.Users[:MaxMentions]
+	}
+	if len(mn.Users)+len(mn.Roles) > MaxMentions {
+		mn.Roles = mn.Roles[:MaxMentions-len(mn.Users)]
+	}
+	return mn, nil
+}
+
+// CheckAck validates a position given to UnreadCounters.Ack: channel,
+// seq and ID non-zero.
+func CheckAck(op string, p ReadPosition) error {
+	if p.ChannelID == 0 || p.Seq == 0 || p.ID == 0 {
+		return guildhall.E(op, guildhall.Invalid, "a read position needs a channel, a seq and a message ID")
 	}
 	return nil
 }

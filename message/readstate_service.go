@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	guildhall "github.com/guildhall/guildhall"
 )
 
@@ -19,21 +21,49 @@ type ReadStates struct {
 	store    ReadStateStore
 	notify   ReadNotifier
 	log      *slog.Logger
+
+	acks         *prometheus.CounterVec // by result: moved, unchanged
+	fills        prometheus.Counter
+	headRebuilds prometheus.Counter
 }
 
 // NewReadStates returns the read-state service. It panics if a required
-// field of cfg is nil (a wiring mistake).
-func NewReadStates(cfg ReadStatesConfig) *ReadStates {
+// field of cfg is nil (a wiring mistake). With cfg.Registerer it registers:
+//
+//	guildhall_readstate_acks_total{result="moved"|"unchanged"}
+//	guildhall_readstate_fills_total          users' positions loaded from the durable store into the counters
+//	guildhall_readstate_head_rebuilds_total  channel heads rebuilt from the message store
+//
+// Many fills or rebuilds mean the counters lost data (a Redis restart or
+// eviction) or hold too little (TTL, bounds).
+func NewReadStates(cfg ReadStatesConfig) (*ReadStates, error) {
 	if cfg.Access == nil || cfg.Messages == nil || cfg.Roles == nil || cfg.Counters == nil || cfg.Store == nil {
 		panic("message.NewReadStates: Access, Messages, Roles, Counters and Store are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &ReadStates{
+	r := &ReadStates{
 		access: cfg.Access, msgs: cfg.Messages, roles: cfg.Roles, counters: cfg.Counters,
 		store: cfg.Store, notify: cfg.Notifier, log: cfg.Log,
+		acks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "guildhall_readstate_acks_total", Help: "Acks that succeeded, by whether the read position moved.",
+		}, []string{"result"}),
+		fills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_readstate_fills_total", Help: "Users whose read positions were loaded from the durable store into the counters.",
+		}),
+		headRebuilds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_readstate_head_rebuilds_total", Help: "Channel heads rebuilt from the message store.",
+		}),
 	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.acks, r.fills, r.headRebuilds} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
 }
 
 // Ack marks channelID read up to messageID for userID and returns the
@@ -71,8 +101,13 @@ func (r *ReadStates) Ack(ctx context.Context, userID, channelID, messageID uint6
 	if err != nil {
 		return ReadState{}, guildhall.Wrap(op, err)
 	}
-	if moved && r.notify != nil {
-		r.notify.Acked(ctx, userID, states[0])
+	if !moved {
+		r.acks.WithLabelValues("unchanged").Inc()
+	} else {
+		r.acks.WithLabelValues("moved").Inc()
+		if r.notify != nil {
+			r.notify.Acked(ctx, userID, states[0])
+		}
 	}
 	return states[0], nil
 }
@@ -164,6 +199,8 @@ func (r *ReadStates) load(ctx context.Context, userID uint64, chans []visible) (
 		if err := r.counters.Fill(ctx, userID, ps); err != nil {
 			return nil, err
 		}
+		r.fills.Inc()
+		r.log.DebugContext(ctx, "read positions filled from the durable store", "user", userID, "positions", len(ps))
 		sub := make([]CounterQuery, len(missing))
 		for j, i := range missing {
 			sub[j] = qs[i]
@@ -194,6 +231,7 @@ func (r *ReadStates) load(ctx context.Context, userID uint64, chans []visible) (
 			if err := r.counters.RaiseHead(ctx, c.channelID, seq); err != nil {
 				return nil, err
 			}
+			r.headRebuilds.Inc()
 			st.Head = seq
 		}
 		last := max(st.Head, st.Read.Seq)

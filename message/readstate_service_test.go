@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/internal/redisdb/redistest"
 	"github.com/guildhall/guildhall/member"
@@ -51,6 +53,7 @@ type rsEnv struct {
 	members  *member.Service
 	notes    *notes
 	cfg      message.ReadStatesConfig
+	reg      *prometheus.Registry
 
 	owner, plain, outsider member.User
 	srv                    member.Server
@@ -97,7 +100,11 @@ func newRSEnv(t *testing.T, counters message.UnreadCounters) *rsEnv {
 		durable: messagepebble.NewReadStates(db), store: store, roles: roles, members: members, notes: &notes{},
 	}
 	e.cfg = message.ReadStatesConfig{Access: res, Messages: store, Roles: rstore, Counters: counters, Store: e.durable, Notifier: e.notes}
-	e.rs = message.NewReadStates(e.cfg)
+	e.reg = prometheus.NewRegistry()
+	e.cfg.Registerer = e.reg
+	if e.rs, err = message.NewReadStates(e.cfg); err != nil {
+		t.Fatal(err)
+	}
 	e.owner = mustRegister(t, members, "owner")
 	e.plain = mustRegister(t, members, "plain")
 	e.outsider = mustRegister(t, members, "outsider")
@@ -191,6 +198,9 @@ func TestReadStatesAck(t *testing.T) {
 		if n := e.notes.len(); n != 2 {
 			t.Errorf("notifier heard %d acks, want 2", n)
 		}
+		if m, u := metric(t, e.reg, "guildhall_readstate_acks_total", "moved"), metric(t, e.reg, "guildhall_readstate_acks_total", "unchanged"); m != 2 || u != 2 {
+			t.Errorf("acks metric: %v moved, %v unchanged; want 2, 2", m, u)
+		}
 		ps, err := e.durable.ReadPositions(t.Context(), e.plain.ID)
 		if err != nil || len(ps) != 1 || ps[0] != (message.ReadPosition{ChannelID: e.general, Seq: 5, ID: ms[4].ID}) {
 			t.Errorf("durable positions: %+v, %v", ps, err)
@@ -265,7 +275,7 @@ func TestReadStatesPermissions(t *testing.T) {
 func TestReadStatesMentions(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *rsEnv) {
 		ctx := t.Context()
-		r, err := e.roles.CreateRole(ctx, e.owner.ID, e.srv.ID, role.RoleUpdate{Name: ptr("mods"), Mentionable: ptr(true)})
+		r, err := e.roles.CreateRole(ctx, e.owner.ID, e.srv.ID, role.RoleUpdate{Name: refOf("mods"), Mentionable: refOf(true)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +320,7 @@ func TestReadStatesMentions(t *testing.T) {
 	})
 }
 
-func ptr[T any](v T) *T { return &v }
+func refOf[T any](v T) *T { return &v }
 
 // TestReadStatesRebuild: counters that lost everything (a Redis restart,
 // a new process) are rebuilt: heads from the message store, positions
@@ -330,12 +340,20 @@ func TestReadStatesRebuild(t *testing.T) {
 		}
 		cfg := e.cfg
 		cfg.Counters = fresh
-		rs := message.NewReadStates(cfg)
+		reg := prometheus.NewRegistry()
+		cfg.Registerer = reg
+		rs, err := message.NewReadStates(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
 		got, err := rs.List(t.Context(), e.plain.ID, []uint64{e.general})
 		if err != nil || len(got) != 1 {
 			t.Fatalf("List on fresh counters: %+v, %v", got, err)
 		}
 		wantState(t, "rebuilt", got[0], before)
+		if f, h := metric(t, reg, "guildhall_readstate_fills_total", ""), metric(t, reg, "guildhall_readstate_head_rebuilds_total", ""); f != 1 || h != 1 {
+			t.Errorf("after one rebuild: %v fills, %v head rebuilds; want 1, 1", f, h)
+		}
 		// Acking backwards on fresh counters still does not move back.
 		after, err := rs.Ack(t.Context(), e.plain.ID, e.general, ms[0].ID)
 		if err != nil {
@@ -384,4 +402,40 @@ func TestReadStatesList(t *testing.T) {
 			t.Errorf("List of %d channels: %v, want invalid_argument", len(tooMany), err)
 		}
 	})
+}
+
+// metric is the value of a counter in reg, with the given result label
+// ("" for none); 0 if it is not there.
+func metric(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			label := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" {
+					label = l.GetValue()
+				}
+			}
+			if label == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestReadStatesRegisterTwice: registering the metrics where they already
+// are is an error, not a panic.
+func TestReadStatesRegisterTwice(t *testing.T) {
+	e := newRSEnv(t, inmem.NewCounters(inmem.CountersConfig{}))
+	if _, err := message.NewReadStates(e.cfg); err == nil {
+		t.Fatal("registered the same metrics twice")
+	}
 }

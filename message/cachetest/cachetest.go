@@ -76,6 +76,7 @@ func Run(t *testing.T, newCache func(t *testing.T) Setup) {
 		{"FillMerge", testFillMerge},
 		{"FillTrim", testFillTrim},
 		{"FillRace", testFillRace},
+		{"FillConcurrentAdds", testFillConcurrentAdds},
 		{"AddBelowComplete", testAddBelowComplete},
 		{"Invalidate", testInvalidate},
 		{"Isolation", testIsolation},
@@ -382,6 +383,42 @@ func testFillRace(t *testing.T, s Setup) {
 	}
 	mustFill(t, s.Cache, chB, span(chB, 6, 5))
 	wantLatest(t, s.Cache, chB, 10, msgs(chB, 5), true)
+}
+
+// testFillConcurrentAdds: Fills racing with Adds never lose an Add (a
+// Fill that read the window, then wrote it back, would).
+func testFillConcurrentAdds(t *testing.T, s Setup) {
+	ctx := t.Context()
+	for round := range 20 {
+		ch := chA + uint64(round)<<8
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for id := uint64(101); id <= 100+Window/2; id++ {
+				if err := s.Cache.Add(ctx, Msg(ch, id)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				if err := s.Cache.Fill(ctx, ch, span(ch, 100, 101-Window/2)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		wantLatest(t, s.Cache, ch, 100, span(ch, 100+Window/2, 101-Window/2), true)
+	}
 }
 
 func testAddBelowComplete(t *testing.T, s Setup) {

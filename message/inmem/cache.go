@@ -135,7 +135,7 @@ func (c *Cache) shard(channelID uint64) *shard {
 // with create, it makes a missing one. It marks the window used.
 func (c *Cache) get(s *shard, channelID uint64, now time.Time, create bool) *window {
 	w := s.windows[channelID]
-	if w != nil && !now.Before(w.written.Add(c.cfg.TTL)) {
+	if w != nil && c.expired(w, now) {
 		s.drop(w)
 		w = nil
 	}
@@ -154,6 +154,15 @@ func (c *Cache) get(s *shard, channelID uint64, now time.Time, create bool) *win
 	s.lru.next.prev = w
 	s.lru.next = w
 	return w
+}
+
+// expired reports whether w is past its TTL, or holds only changes that
+// are all past ChangeTTL.
+func (c *Cache) expired(w *window, now time.Time) bool {
+	if len(w.msgs) == 0 && w.completeTo.IsZero() {
+		return !now.Before(w.written.Add(min(c.cfg.TTL, c.cfg.ChangeTTL)))
+	}
+	return !now.Before(w.written.Add(c.cfg.TTL))
 }
 
 func (w *window) unlink() {
@@ -183,7 +192,7 @@ func (c *Cache) wrote(s *shard, w *window, now time.Time) {
 	s.bytes += size - w.bytes
 	w.bytes = size
 	for cold := s.lru.prev; cold != &s.lru && cold != w; cold = s.lru.prev {
-		expired := !now.Before(cold.written.Add(c.cfg.TTL))
+		expired := c.expired(cold, now)
 		if !expired && s.bytes <= c.shardMax {
 			break
 		}

@@ -91,3 +91,26 @@ func TestExpiredDroppedOnWrite(t *testing.T) {
 		t.Fatalf("%d channels cached after expiry, want 1", st.Channels)
 	}
 }
+
+// TestChangesOnlyExpire: a Replace or Remove of an uncached message keeps
+// a small record for ChangeTTL, not for the window TTL.
+func TestChangesOnlyExpire(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
+	c := New(Config{ChangeTTL: time.Minute, Shards: 1, Now: clk.Now})
+	for ch := uint64(1); ch <= 50; ch++ {
+		if err := c.Remove(ctx, ch, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := c.Stats(); st.Channels != 50 {
+		t.Fatalf("%d channels, want 50", st.Channels)
+	}
+	clk.Advance(time.Minute)
+	if err := c.Add(ctx, message.Message{ID: 1, ChannelID: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Channels != 1 {
+		t.Fatalf("%d channels after ChangeTTL, want 1", st.Channels)
+	}
+}

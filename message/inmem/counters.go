@@ -22,10 +22,18 @@ type CountersConfig struct {
 	// MaxMentionSets bounds the user and role mention sets of one channel;
 	// past it an arbitrary set of the channel is dropped. Default 10,000.
 	MaxMentionSets int
+	// MaxMentionEntries bounds the seqs held in all mention sets
+	// together (8 bytes each, plus slice overhead); past it the mention
+	// sets of arbitrary other channels are dropped. Default 1<<24 (about
+	// 128 MiB).
+	MaxMentionEntries int
 	// MaxUsers bounds the users whose positions are cached; past it an
 	// arbitrary user is forgotten (their positions are filled again from
 	// the durable store). Default 1<<20.
 	MaxUsers int
+	// MaxPositions bounds the cached positions of all users together;
+	// past it arbitrary other users are forgotten. Default 1<<24.
+	MaxPositions int
 }
 
 func (c CountersConfig) withDefaults() CountersConfig {
@@ -40,6 +48,12 @@ func (c CountersConfig) withDefaults() CountersConfig {
 	}
 	if c.MaxUsers <= 0 {
 		c.MaxUsers = 1 << 20
+	}
+	if c.MaxMentionEntries <= 0 {
+		c.MaxMentionEntries = 1 << 24
+	}
+	if c.MaxPositions <= 0 {
+		c.MaxPositions = 1 << 24
 	}
 	return c
 }
@@ -61,8 +75,9 @@ type Counters struct {
 var _ message.UnreadCounters = (*Counters)(nil)
 
 type chanShard struct {
-	mu sync.Mutex
-	m  map[uint64]*chanState
+	mu      sync.Mutex
+	m       map[uint64]*chanState
+	entries int // seqs in the mention sets of the shard's channels
 }
 
 type chanState struct {
@@ -70,6 +85,13 @@ type chanState struct {
 	hasHead  bool
 	everyone []uint64            // seqs, ascending
 	sets     map[setKey][]uint64 // user and role mention sets
+	entries  int                 // seqs in everyone and sets
+}
+
+// dropMentions forgets a channel's mention sets; sh is locked.
+func (sh *chanShard) dropMentions(st *chanState) {
+	sh.entries -= st.entries
+	st.everyone, st.sets, st.entries = nil, make(map[setKey][]uint64), 0
 }
 
 type setKey struct {
@@ -78,8 +100,9 @@ type setKey struct {
 }
 
 type userShard struct {
-	mu sync.Mutex
-	m  map[uint64]*userState
+	mu        sync.Mutex
+	m         map[uint64]*userState
+	positions int // positions held by the shard's users
 }
 
 type userState struct {
@@ -106,7 +129,8 @@ func (c *Counters) channel(sh *chanShard, id uint64, create bool) *chanState {
 	st := sh.m[id]
 	if st == nil && create {
 		if len(sh.m) >= max(1, c.cfg.MaxChannels/counterShards) {
-			for k := range sh.m {
+			for k, old := range sh.m {
+				sh.entries -= old.entries
 				delete(sh.m, k)
 				break
 			}
@@ -122,7 +146,8 @@ func (c *Counters) user(sh *userShard, id uint64, create bool) *userState {
 	st := sh.m[id]
 	if st == nil && create {
 		if len(sh.m) >= max(1, c.cfg.MaxUsers/counterShards) {
-			for k := range sh.m {
+			for k, old := range sh.m {
+				sh.positions -= len(old.pos)
 				delete(sh.m, k)
 				break
 			}
@@ -151,30 +176,57 @@ func addSeq(s []uint64, seq uint64, bound int) []uint64 {
 
 // Accepted implements message.Counters.
 func (c *Counters) Accepted(_ context.Context, m message.Message) error {
+	mentions, err := message.CheckCounted("message/inmem.Accepted", m)
+	if err != nil {
+		return err
+	}
+	m.Mentions = mentions
 	sh := &c.chans[ctrShard(m.ChannelID)]
 	sh.mu.Lock()
 	st := c.channel(sh, m.ChannelID, true)
 	if !st.hasHead || m.Seq > st.head {
 		st.head, st.hasHead = m.Seq, true
 	}
+	count := func(before, after []uint64) {
+		st.entries += len(after) - len(before)
+		sh.entries += len(after) - len(before)
+	}
 	if m.Mentions.Everyone {
-		st.everyone = addSeq(st.everyone, m.Seq, c.cfg.MentionBound)
+		s := addSeq(st.everyone, m.Seq, c.cfg.MentionBound)
+		count(st.everyone, s)
+		st.everyone = s
 	}
 	add := func(k setKey) {
 		s, ok := st.sets[k]
 		if !ok && len(st.sets) >= c.cfg.MaxMentionSets {
-			for old := range st.sets {
+			for old, dropped := range st.sets {
+				count(dropped, nil)
 				delete(st.sets, old)
 				break
 			}
 		}
-		st.sets[k] = addSeq(s, m.Seq, c.cfg.MentionBound)
+		n := addSeq(s, m.Seq, c.cfg.MentionBound)
+		count(s, n)
+		st.sets[k] = n
 	}
 	for _, u := range m.Mentions.Users {
 		add(setKey{id: u})
 	}
 	for _, r := range m.Mentions.Roles {
 		add(setKey{role: true, id: r})
+	}
+	if budget := max(1, c.cfg.MaxMentionEntries/counterShards); sh.entries > budget {
+		for k, other := range sh.m { // other channels first
+			if k != m.ChannelID && other.entries > 0 {
+				sh.dropMentions(other)
+				if sh.entries <= budget {
+					break
+				}
+			}
+		}
+		if sh.entries > budget {
+			sh.dropMentions(st)
+		}
 	}
 	sh.mu.Unlock()
 	if m.AuthorID != 0 {
@@ -205,12 +257,35 @@ func (c *Counters) raise(userID uint64, p message.ReadPosition) (message.ReadPos
 	if ok && cur.Seq >= p.Seq {
 		return cur, false
 	}
-	st.pos[p.ChannelID] = p
+	c.setPos(sh, userID, st, p)
 	return p, true
+}
+
+// setPos stores a position, forgetting other users of the shard past the
+// MaxPositions budget; sh is locked.
+func (c *Counters) setPos(sh *userShard, userID uint64, st *userState, p message.ReadPosition) {
+	if _, ok := st.pos[p.ChannelID]; !ok {
+		sh.positions++
+	}
+	st.pos[p.ChannelID] = p
+	if budget := max(1, c.cfg.MaxPositions/counterShards); sh.positions > budget {
+		for k, other := range sh.m {
+			if k != userID {
+				sh.positions -= len(other.pos)
+				delete(sh.m, k)
+				if sh.positions <= budget {
+					break
+				}
+			}
+		}
+	}
 }
 
 // Ack implements message.UnreadCounters.
 func (c *Counters) Ack(_ context.Context, userID uint64, p message.ReadPosition) (message.ReadPosition, bool, error) {
+	if err := message.CheckAck("message/inmem.Ack", p); err != nil {
+		return message.ReadPosition{}, false, err
+	}
 	got, moved := c.raise(userID, p)
 	return got, moved, nil
 }
@@ -223,7 +298,7 @@ func (c *Counters) Fill(_ context.Context, userID uint64, ps []message.ReadPosit
 	st := c.user(sh, userID, true)
 	for _, p := range ps {
 		if cur, ok := st.pos[p.ChannelID]; !ok || p.Seq > cur.Seq {
-			st.pos[p.ChannelID] = p
+			c.setPos(sh, userID, st, p)
 		}
 	}
 	st.filled = true

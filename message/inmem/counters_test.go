@@ -53,3 +53,49 @@ func TestCountersBounded(t *testing.T) {
 		t.Fatal("nothing kept at all")
 	}
 }
+
+// TestCountersBudgets: the mention seqs and the positions held in all
+// stay near their budgets (each of 64 shards keeps its share).
+func TestCountersBudgets(t *testing.T) {
+	const entries, positions = 640, 256
+	c := inmem.NewCounters(inmem.CountersConfig{MaxMentionEntries: entries, MaxPositions: positions})
+	ctx := t.Context()
+	qs := make([]message.CounterQuery, 200)
+	for ch := uint64(1); ch <= 200; ch++ {
+		qs[ch-1].ChannelID = ch
+		for seq := uint64(1); seq <= 20; seq++ {
+			if err := c.Accepted(ctx, message.Message{ID: seq, ChannelID: ch, Seq: seq, Mentions: message.Mentions{Users: []uint64{1}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st, err := c.Load(ctx, 1, qs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept uint64
+	for _, s := range st {
+		kept += s.Mentions
+	}
+	if kept == 0 || kept > entries {
+		t.Errorf("%d of 4000 mentions kept, want 1..%d", kept, entries)
+	}
+	for u := uint64(1); u <= 5000; u++ {
+		if _, _, err := c.Ack(ctx, u, message.ReadPosition{ChannelID: 9, Seq: 1, ID: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	known := 0
+	for u := uint64(1); u <= 5000; u++ {
+		st, err := c.Load(ctx, u, qs[8:9])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0].ReadKnown {
+			known++
+		}
+	}
+	if known == 0 || known > positions {
+		t.Errorf("%d of 5000 positions kept, want 1..%d", known, positions)
+	}
+}

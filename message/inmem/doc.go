@@ -1,6 +1,8 @@
-// Package inmem is the embedded-mode message.Cache: recent history of each
-// channel in process memory.
+// Package inmem holds the embedded-mode implementations of the message
+// service's central state in process memory: the history Cache (files
+// cache*.go, described here) and the unread Counters (counters*.go).
 //
+// The Cache keeps recent history of each channel.
 // Each channel has a window of its newest messages (Config.Window), kept
 // oldest first in a slice under the lock of one of Config.Shards shards
 // (channels are spread over shards by a seeded hash). Bounds:

@@ -17,7 +17,7 @@ import (
 // CacheConfig configures a Cache. Zero values mean the documented
 // defaults.
 type CacheConfig struct {
-	// Prefix starts every key the cache writes (e.g. "gh:"); default none.
+	// Prefix starts every key the cache writes; default "gh:".
 	Prefix string
 	// Window is how many of a channel's newest messages are kept; default
 	// 100, at most 1,000.
@@ -42,6 +42,9 @@ type CacheConfig struct {
 }
 
 func (c *CacheConfig) defaults() {
+	if c.Prefix == "" {
+		c.Prefix = "gh:"
+	}
 	if c.Window <= 0 {
 		c.Window = 100
 	}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -210,6 +211,11 @@ const (
 // the channel's server.
 func (c *Counters) Accepted(ctx context.Context, m message.Message) error {
 	const op = "message/redis.Accepted"
+	mentions, err := message.CheckCounted(op, m)
+	if err != nil {
+		return err
+	}
+	m.Mentions = mentions
 	keys := make([]string, 2, 3+len(m.Mentions.Users)+len(m.Mentions.Roles))
 	keys[0], keys[1] = c.headKey(m.ChannelID), c.userKey(m.AuthorID)
 	if m.Mentions.Everyone {
@@ -225,7 +231,7 @@ func (c *Counters) Accepted(ctx context.Context, m message.Message) error {
 	if m.AuthorID != 0 {
 		author = "1"
 	}
-	err := acceptedScript.Run(ctx, c.rc, keys, ctrID(m.Seq), ctrID(m.ID), ctrID(m.ChannelID), c.cfg.MentionBound, c.ttl, author).Err()
+	err = acceptedScript.Run(ctx, c.rc, keys, ctrID(m.Seq), ctrID(m.ID), ctrID(m.ChannelID), c.cfg.MentionBound, c.ttl, author).Err()
 	return ctrErr(op, err)
 }
 
@@ -238,6 +244,9 @@ func (c *Counters) RaiseHead(ctx context.Context, channelID, seq uint64) error {
 // Ack implements message.UnreadCounters.
 func (c *Counters) Ack(ctx context.Context, userID uint64, p message.ReadPosition) (message.ReadPosition, bool, error) {
 	const op = "message/redis.Ack"
+	if err := message.CheckAck(op, p); err != nil {
+		return message.ReadPosition{}, false, err
+	}
 	res, err := ackScript.Run(ctx, c.rc, []string{c.userKey(userID)}, ctrID(p.ChannelID), ctrID(p.Seq), ctrID(p.ID), c.ttl).Slice()
 	if err != nil {
 		return message.ReadPosition{}, false, ctrErr(op, err)
@@ -342,10 +351,22 @@ func parsePosition(ch uint64, v string) (message.ReadPosition, bool) {
 	return message.ReadPosition{ChannelID: ch, Seq: seq, ID: n}, true
 }
 
-// wrap makes a Redis failure Unavailable: the caller may retry.
+// ctrErr turns a Redis error into a guildhall error: an error reply of a
+// server that works (a wrong key type, a script bug) is Internal; one of a
+// server that cannot serve now (LOADING, BUSY, READONLY, ...) and every
+// other failure (refused, timed out, closed, cancelled) is Unavailable:
+// the caller may retry.
 func ctrErr(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	var reply goredis.Error
+	if errors.As(err, &reply) && !errors.Is(err, goredis.ErrClosed) {
+		switch code, _, _ := strings.Cut(reply.Error(), " "); code {
+		case "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS":
+		default:
+			return guildhall.Wrap(op, err)
+		}
 	}
 	return &guildhall.Error{Op: op, Kind: guildhall.Unavailable, Msg: "the counters are unavailable, retry", Err: err}
 }

@@ -16,26 +16,26 @@ import (
 	msgredis "github.com/guildhall/guildhall/message/redis"
 )
 
-// counter is a go-redis hook counting the commands the client sends.
-type counter struct{ n atomic.Int64 }
+// cmdCounter is a go-redis hook counting the commands the client sends.
+type cmdCounter struct{ n atomic.Int64 }
 
-func (c *counter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-func (c *counter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+func (c *cmdCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (c *cmdCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
 		c.n.Add(1)
 		return next(ctx, cmd)
 	}
 }
-func (c *counter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+func (c *cmdCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		c.n.Add(int64(len(cmds)))
 		return next(ctx, cmds)
 	}
 }
 
-// serverCalls sums the calls of every command in INFO commandstats (the
+// redisServerCalls sums the calls of every command in INFO commandstats (the
 // commands a script runs count too), less INFO's own.
-func serverCalls(tb testing.TB, rc *goredis.Client) int64 {
+func redisServerCalls(tb testing.TB, rc *goredis.Client) int64 {
 	tb.Helper()
 	s, err := rc.Info(context.Background(), "commandstats").Result()
 	if err != nil {
@@ -67,10 +67,10 @@ func serverCalls(tb testing.TB, rc *goredis.Client) int64 {
 // only on a Redis nobody else uses during the run, see docs/benchmarks.md).
 func BenchmarkAccepted(b *testing.B) {
 	rc, prefix := redistest.MustClient(b)
-	b.Cleanup(func() { unlinkAll(b, rc, prefix) }) // before MustClient's key-by-key cleanup
+	b.Cleanup(func() { unlinkPrefix(b, rc, prefix) }) // before MustClient's key-by-key cleanup
 	for _, members := range []int{10, 1_000, 1_000_000} {
 		ch := uint64(members) // a channel per server size
-		populate(b, rc, prefix, ch, members)
+		populateMembers(b, rc, prefix, ch, members)
 		for _, kind := range []struct {
 			name     string
 			mentions message.Mentions
@@ -80,7 +80,7 @@ func BenchmarkAccepted(b *testing.B) {
 			{"role+3users", message.Mentions{Roles: []uint64{77}, Users: []uint64{1, 2, 3}}},
 		} {
 			b.Run(fmt.Sprintf("members=%d/%s", members, kind.name), func(b *testing.B) {
-				var hook counter
+				var hook cmdCounter
 				opt := *rc.Options()
 				client := goredis.NewClient(&opt)
 				defer client.Close()
@@ -88,7 +88,7 @@ func BenchmarkAccepted(b *testing.B) {
 				c := msgredis.NewCounters(client, msgredis.CountersConfig{Prefix: prefix})
 				ctx := context.Background()
 				seq0 := uint64(1_000_000 * len(kind.name)) // distinct seqs per kind
-				before := serverCalls(b, rc)
+				before := redisServerCalls(b, rc)
 				b.ResetTimer()
 				for i := range b.N {
 					seq := seq0 + uint64(i) + 1
@@ -98,7 +98,7 @@ func BenchmarkAccepted(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				calls := serverCalls(b, rc) - before
+				calls := redisServerCalls(b, rc) - before
 				b.ReportMetric(float64(hook.n.Load())/float64(b.N), "cmds/op")
 				b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
 				// The members' state is as it was: read one back.
@@ -114,9 +114,9 @@ func BenchmarkAccepted(b *testing.B) {
 	}
 }
 
-// populate gives users 1..n a read position (seq 1) in channel ch, the way
+// populateMembers gives users 1..n a read position (seq 1) in channel ch, the way
 // their acks would, pipelined 10,000 at a time.
-func populate(b *testing.B, rc *goredis.Client, prefix string, ch uint64, n int) {
+func populateMembers(b *testing.B, rc *goredis.Client, prefix string, ch uint64, n int) {
 	b.Helper()
 	ctx := context.Background()
 	field := strconv.FormatUint(ch, 10)
@@ -131,8 +131,8 @@ func populate(b *testing.B, rc *goredis.Client, prefix string, ch uint64, n int)
 	}
 }
 
-// unlinkAll drops every key under prefix in batches.
-func unlinkAll(b *testing.B, rc *goredis.Client, prefix string) {
+// unlinkPrefix drops every key under prefix in batches.
+func unlinkPrefix(b *testing.B, rc *goredis.Client, prefix string) {
 	ctx := context.Background()
 	var cursor uint64
 	for {
@@ -151,4 +151,47 @@ func unlinkAll(b *testing.B, rc *goredis.Client, prefix string) {
 			return
 		}
 	}
+}
+
+// BenchmarkLoad measures Counters.Load for a user's READY: 500 channels
+// (one server's maximum), 3 roles each, every channel with a head, a
+// position and a few mentions.
+func BenchmarkLoad(b *testing.B) {
+	rc, prefix := redistest.MustClient(b)
+	ctx := context.Background()
+	c := msgredis.NewCounters(rc, msgredis.CountersConfig{Prefix: prefix})
+	const user, channels = 42, 500
+	qs := make([]message.CounterQuery, channels)
+	for i := range qs {
+		ch := uint64(i + 1)
+		qs[i] = message.CounterQuery{ChannelID: ch, Roles: []uint64{7, 8, 9}}
+		for seq := uint64(1); seq <= 10; seq++ {
+			m := message.Message{ID: seq, ChannelID: ch, AuthorID: 1, Seq: seq,
+				Mentions: message.Mentions{Users: []uint64{user}, Roles: []uint64{8}, Everyone: seq%5 == 0}}
+			if err := c.Accepted(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, _, err := c.Ack(ctx, user, message.ReadPosition{ChannelID: ch, Seq: 4, ID: 4}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var hook cmdCounter
+	opt := *rc.Options()
+	client := goredis.NewClient(&opt)
+	defer client.Close()
+	client.AddHook(&hook)
+	c = msgredis.NewCounters(client, msgredis.CountersConfig{Prefix: prefix})
+	b.ResetTimer()
+	for range b.N {
+		st, err := c.Load(ctx, user, qs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st[0].Mentions != 6 || st[0].Head != 10 {
+			b.Fatalf("state %+v", st[0])
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(hook.n.Load())/float64(b.N), "cmds/op")
 }

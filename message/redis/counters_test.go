@@ -1,10 +1,12 @@
 package redis_test
 
 import (
+	"testing"
 	"time"
 
-	"testing"
+	goredis "github.com/redis/go-redis/v9"
 
+	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/internal/redisdb/redistest"
 	"github.com/guildhall/guildhall/message"
 	msgredis "github.com/guildhall/guildhall/message/redis"
@@ -96,5 +98,26 @@ func TestCountersBigBatches(t *testing.T) {
 	}
 	if st := got[n]; !st.ReadKnown || st.Read != (message.ReadPosition{ChannelID: n + 1}) {
 		t.Fatalf("channel never read after Fill: %+v", st)
+	}
+}
+
+// TestCountersErrors: a key of the wrong type (an error reply) is
+// Internal; a server that cannot be reached is Unavailable.
+func TestCountersErrors(t *testing.T) {
+	rc, prefix := redistest.MustClient(t)
+	ctx := t.Context()
+	c := msgredis.NewCounters(rc, msgredis.CountersConfig{Prefix: prefix})
+	if err := rc.HSet(ctx, prefix+"uh:5", "x", "y").Err(); err != nil { // the head key of channel 5, as a hash
+		t.Fatal(err)
+	}
+	err := c.Accepted(ctx, message.Message{ID: 1, ChannelID: 5, Seq: 1})
+	if guildhall.KindOf(err) != guildhall.Internal {
+		t.Errorf("Accepted over a hash: %v, want internal", err)
+	}
+	down := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	defer down.Close()
+	err = msgredis.NewCounters(down, msgredis.CountersConfig{Prefix: prefix}).Accepted(ctx, message.Message{ID: 1, ChannelID: 6, Seq: 1})
+	if guildhall.KindOf(err) != guildhall.Unavailable {
+		t.Errorf("Accepted with Redis down: %v, want unavailable", err)
 	}
 }

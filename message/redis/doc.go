@@ -1,6 +1,9 @@
 // Package redis keeps the message service's shared, distributed state in
 // Redis (go-redis/v9, a client from internal/redisdb): the central cache of
-// recent history (Cache, files cache*.go) and the unread counters.
+// recent history (Cache, files cache*.go) and the unread counters
+// (Counters, files counters*.go, whose doc comment lists their keys). Both
+// write only under their configured key prefix (default "gh:"), with
+// different key names, so they can share one Redis.
 //
 // # Cache
 //

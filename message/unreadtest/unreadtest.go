@@ -21,7 +21,11 @@
 //   - a message mentioning a user through several sets (directly, a role,
 //     @everyone) counts once;
 //   - a mention set keeps its MentionBound newest seqs;
-//   - channels, users and roles never see each other's counts.
+//   - channels, users and roles never see each other's counts;
+//   - Accepted without a channel or seq and Ack without a channel, seq or
+//     ID are Invalid and change nothing (message.CheckCounted,
+//     message.CheckAck); past message.MaxMentions users and roles in one
+//     message, the rest are not counted.
 package unreadtest
 
 import (
@@ -81,6 +85,8 @@ func RunCounters(t *testing.T, o Options, newCounters func(t *testing.T) message
 		{"AcceptedIdempotent", testAcceptedIdempotent},
 		{"AuthorReads", testAuthorReads},
 		{"Concurrent", testConcurrent},
+		{"Invalid", testInvalid},
+		{"TooManyMentions", testTooManyMentions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newCounters(t)) })
@@ -346,6 +352,43 @@ func testAuthorReads(t *testing.T, c message.UnreadCounters) {
 	accept(t, c, msg(chA, 1, alice, message.Mentions{})) // an old replay does not move her back
 	if st := load1(t, c, alice, chA); st.Read != pos(chA, 2) {
 		t.Fatalf("replay moved the author back: %+v", st)
+	}
+}
+
+func testInvalid(t *testing.T, c message.UnreadCounters) {
+	ctx := t.Context()
+	for _, m := range []message.Message{
+		{ID: 5, ChannelID: 0, Seq: 1, AuthorID: alice, Mentions: message.Mentions{Everyone: true}},
+		{ID: 5, ChannelID: chA, Seq: 0, AuthorID: alice, Mentions: message.Mentions{Everyone: true}},
+	} {
+		if err := c.Accepted(ctx, m); guildhall.KindOf(err) != guildhall.Invalid {
+			t.Errorf("Accepted(%+v) = %v, want Invalid", m, err)
+		}
+	}
+	for _, p := range []message.ReadPosition{{ChannelID: 0, Seq: 1, ID: 1}, {ChannelID: chA, Seq: 0, ID: 1}, {ChannelID: chA, Seq: 1, ID: 0}} {
+		if _, _, err := c.Ack(ctx, alice, p); guildhall.KindOf(err) != guildhall.Invalid {
+			t.Errorf("Ack(%+v) = %v, want Invalid", p, err)
+		}
+	}
+	st := load(t, c, alice, message.CounterQuery{ChannelID: chA}, message.CounterQuery{ChannelID: 0})
+	for i, s := range st {
+		if s.HeadKnown || s.ReadKnown || s.Mentions != 0 {
+			t.Errorf("query %d after refused calls: %+v", i, s)
+		}
+	}
+}
+
+func testTooManyMentions(t *testing.T, c message.UnreadCounters) {
+	var users []uint64
+	for u := uint64(1); u <= message.MaxMentions+10; u++ {
+		users = append(users, 1000+u)
+	}
+	accept(t, c, msg(chA, 1, carol, message.Mentions{Users: users, Roles: []uint64{roleX}}))
+	if n := mentions(t, c, users[0], chA); n != 1 {
+		t.Errorf("first mentioned user: %d mentions, want 1", n)
+	}
+	if n := mentions(t, c, users[len(users)-1], chA, roleX); n != 0 {
+		t.Errorf("user past MaxMentions (and its role): %d mentions, want 0", n)
 	}
 }
 
