@@ -186,7 +186,7 @@ func (m *Main) Run(ctx context.Context) error {
 	)
 	if needStore {
 		if c.Store == StoreCQL {
-			m.stores, err = m.openDistributed(ctx)
+			m.stores, err = m.openDistributed(ctx, m.nc)
 		} else {
 			m.stores, err = m.openEmbedded()
 		}
@@ -200,7 +200,7 @@ func (m *Main) Run(ctx context.Context) error {
 		roles = role.NewService(rstore, resolver, ids, auditLog)
 		members = member.NewService(st.members, roles, ids, nil, member.Config{Audit: auditLog})
 		messages = st.messages
-		reads = message.NewReadStates(message.ReadStatesConfig{
+		reads, err = message.NewReadStates(message.ReadStatesConfig{
 			Access:   resolver,
 			Messages: messages,
 			Roles:    rstore,
@@ -209,6 +209,9 @@ func (m *Main) Run(ctx context.Context) error {
 			Notifier: readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
 			Log:      m.Log.With("component", "readstates"),
 		})
+		if err != nil {
+			return fmt.Errorf("read states: %w", err)
+		}
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
 	} else if c.Store == StoreCQL && c.Migrate {
@@ -358,7 +361,7 @@ func (m *Main) Close(ctx context.Context) error {
 		m.nc = nil
 	}
 	if m.stores != nil {
-		errs = append(errs, m.stores.Close())
+		errs = append(errs, m.stores.Close(ctx))
 		m.stores = nil
 	}
 	if m.ns != nil {
