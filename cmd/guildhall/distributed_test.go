@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"go.uber.org/goleak"
 
 	"github.com/guildhall/guildhall/internal/cqldb"
 	"github.com/guildhall/guildhall/internal/cqldb/cqltest"
@@ -211,6 +212,7 @@ func TestMigrateCommand(t *testing.T) {
 // CQL keyspace, one Redis and one NATS (A's embedded server, which B
 // joins): A runs subscribe, message and api; B runs api and link.
 func TestDistributed(t *testing.T) {
+	leaksBefore := goleak.IgnoreCurrent()
 	hosts, redisAddr, ks, prefix := distributedDeps(t)
 	common := []string{"--store", "cql", "--cql-hosts", hosts, "--cql-keyspace", ks, "--redis-addr", redisAddr, "--redis-prefix", prefix, "--cql-timeout", "30s"}
 	a := MustRunMain(t, t.TempDir(), append(common, "--roles", "subscribe,message,api", "--nats-listen", "127.0.0.1:0", "--migrate", "--node-id", "1")...)
@@ -219,6 +221,15 @@ func TestDistributed(t *testing.T) {
 	}
 	b := MustRunMain(t, t.TempDir(), append(common, "--roles", "api,link", "--nats-url", a.NATSURL(), "--node-id", "2")...)
 	distributedScenario(t, "http://"+a.Addr(), "http://"+b.Addr(), b.Addr())
+
+	// Both shut down cleanly and leave no goroutine behind.
+	for _, m := range []*Main{b, a} {
+		if err := m.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, leaksBefore)
 }
 
 // distributedScenario: register and create a server through A, log in
