@@ -168,6 +168,9 @@ func (m *Main) Run(ctx context.Context) error {
 		var b [2]byte
 		_, _ = rand.Read(b[:])
 		node = int(binary.BigEndian.Uint16(b[:]) % (snowflake.MaxNode + 1))
+		if c.Store == StoreCQL {
+			m.Log.Warn("no --node-id: picked a random snowflake node number; two processes on one number can mint the same ID, so give each its own", "node_id", node)
+		}
 	}
 	ids, err := snowflake.New(node, nil)
 	if err != nil {
