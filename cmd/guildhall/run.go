@@ -215,8 +215,13 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read states: %w", err)
 		}
-		m.bg.Add(1)
-		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
+		// Retention pruning: in distributed mode only api processes do it
+		// (every deployment has one; pruning is idempotent, so several
+		// api processes doing it is only redundant).
+		if c.Store == StoreEmbedded || c.has(RoleAPI) {
+			m.bg.Add(1)
+			go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
+		}
 	} else if c.Store == StoreCQL && c.Migrate {
 		if err := m.migrate(ctx, logWriter{m}); err != nil {
 			return err
