@@ -141,7 +141,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return fmt.Errorf("usage of guildhall:\n%s", usage())
+			return fmt.Errorf("usage: guildhall [flags]          run the roles\n       guildhall migrate [flags]  apply the CQL migrations (--store=cql) and exit\nflags (each also as GUILDHALL_<NAME>, e.g. GUILDHALL_DATA_DIR):\n%s", usage())
 		}
 		return fmt.Errorf("%v\nusage of guildhall:\n%s", err, usage())
 	}
