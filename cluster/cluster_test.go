@@ -77,8 +77,19 @@ const (
 // server has exactly n-1 routes.
 func MustCluster(tb testing.TB, n int) []*server.Server {
 	tb.Helper()
+	return mustCluster(tb, n, false)
+}
+
+// mustCluster is MustCluster, with JetStream (clustered, file storage in
+// temporary directories) if js.
+func mustCluster(tb testing.TB, n int, js bool) []*server.Server {
+	tb.Helper()
 	var servers []*server.Server
 	var seed string
+	var clusterPorts []int
+	if js {
+		clusterPorts = freePorts(tb, n)
+	}
 	for i := range n {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("gh-%d", i),
@@ -87,6 +98,7 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 			NoLog:      true,
 			NoSigs:     true,
 			MaxPayload: 8 << 20,
+			JetStream:  js,
 			Cluster: server.ClusterOpts{
 				Name:     "guildhall-test",
 				Host:     "127.0.0.1",
@@ -97,12 +109,30 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 		if i > 0 {
 			opts.Routes = server.RoutesFromStr(seed)
 		}
+		if js {
+			// Every server starts knowing every route: a JetStream server
+			// finishes starting only once its meta group has a quorum.
+			opts.Cluster.Port = clusterPorts[i]
+			opts.Routes = nil
+			for j, p := range clusterPorts {
+				if j != i {
+					opts.Routes = append(opts.Routes, server.RoutesFromStr(fmt.Sprintf("nats://127.0.0.1:%d", p))...)
+				}
+			}
+			opts.StoreDir = tb.TempDir()
+			opts.JetStreamMaxMemory = 64 << 20
+			opts.JetStreamMaxStore = 256 << 20
+		}
 		ns, err := server.NewServer(opts)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		go ns.Start()
 		tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if js { // ready once the meta group has a quorum: checked below
+			servers = append(servers, ns)
+			continue
+		}
 		if !ns.ReadyForConnections(wait) {
 			tb.Fatalf("nats server %d not ready", i)
 		}
@@ -110,6 +140,11 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 			seed = "nats://" + ns.ClusterAddr().String()
 		}
 		servers = append(servers, ns)
+	}
+	for i, ns := range servers {
+		if js && !ns.ReadyForConnections(wait) {
+			tb.Fatalf("nats server %d not ready", i)
+		}
 	}
 	checkFor(tb, func() error {
 		for i, ns := range servers {
@@ -120,6 +155,21 @@ func MustCluster(tb testing.TB, n int) []*server.Server {
 		return nil
 	})
 	return servers
+}
+
+// freePorts finds n free TCP ports on loopback.
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		defer ln.Close()
+	}
+	return ports
 }
 
 // world is a Guildhall deployment on a NATS cluster: the shared store, a
@@ -141,12 +191,13 @@ type world struct {
 	subs     []*subscribe.Service // running subscription services
 	views    []*subscribe.View    // of every message instance
 	barriers atomic.Int64
+	sessions bool // link nodes checkpoint sessions in a JetStream KV bucket
 }
 
 // newWorld starts the cluster and the store and creates the guild.
-func newWorld(tb testing.TB, users int) *world {
+func newWorld(tb testing.TB, users int, sessions bool) *world {
 	tb.Helper()
-	w := &world{servers: MustCluster(tb, numServers)}
+	w := &world{servers: mustCluster(tb, numServers, sessions), sessions: sessions}
 	db, err := pebbledb.Open(tb.TempDir(), &pebbledb.Options{Logger: quietPebble{tb}})
 	if err != nil {
 		tb.Fatal(err)
@@ -407,6 +458,10 @@ func (w *world) startLinkOn(tb testing.TB, nc *nats.Conn, id string, cfg link.Co
 		// These tests count deliveries of explicit subscriptions; the test
 		// server is small, and would otherwise be followed in full.
 		cfg.SmallServer = -1
+	}
+	cfg.History = w.history
+	if w.sessions {
+		cfg.Sessions = mustSessions(tb, l.nc)
 	}
 	var err error
 	l.node, err = link.Start(l.nc, w.members, linkDirectory{w.members, w.resolver}, natsrpc.NewClient(l.nc), nil, cfg)
@@ -907,11 +962,12 @@ type setup struct {
 	link       link.Config
 	subscribe  subscribe.Config
 	heartbeats bool // the counter records link heartbeats too
+	sessions   bool // JetStream on, link nodes checkpoint sessions (cross-node resume after a death)
 }
 
 func deploy(tb testing.TB, cfg setup) *deployment {
 	tb.Helper()
-	d := &deployment{world: newWorld(tb, cfg.users), clock: &clock{}}
+	d := &deployment{world: newWorld(tb, cfg.users, cfg.sessions), clock: &clock{}}
 	// The subscription service first: a link node's first heartbeats and
 	// deltas must find it. Then the views, which must see every change.
 	d.sub = d.startSubscribe(tb, onC, cfg.subscribe)

@@ -9,7 +9,8 @@
 # missing dependency fails the run instead of skipping tests.
 #
 # GUILDHALL_TEST_NO_SERVERS=1 skips starting servers (tests that need them
-# then skip, or fail under CI=true).
+# then skip, or fail under CI=true). GUILDHALL_TEST_NO_WEB=1 skips the web
+# client's tests (web/test.sh: npm ci, Vitest, headless Chromium).
 #
 #   deploy/test.sh            # everything
 #   deploy/test.sh ./link/... # only some packages
@@ -23,10 +24,17 @@ as_root() {
 		echo "need root to run: $*" >&2; return 1; fi
 }
 
-if ! command -v protoc >/dev/null; then
-	echo "== installing protoc (Debian protobuf-compiler)"
+apt_pkgs=()
+command -v protoc >/dev/null || apt_pkgs+=(protobuf-compiler)
+# The web client's browser tests drive Debian's Chromium (never a
+# downloaded browser).
+if [ "${GUILDHALL_TEST_NO_WEB:-}" != 1 ] && ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
+	apt_pkgs+=(chromium)
+fi
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+	echo "== installing ${apt_pkgs[*]} (Debian)"
 	as_root apt-get update -qq >/dev/null
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
 fi
 export PATH="$(go env GOPATH)/bin:$PATH"
 if [ "$(protoc-gen-go --version 2>/dev/null)" != "protoc-gen-go $PROTOC_GEN_GO_VERSION" ]; then
@@ -63,3 +71,11 @@ echo "== go test -race"
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 go test -race -count=1 -timeout 20m "${pkgs[@]}"
+
+# The web client: SDK unit tests, bundle staleness and browser tests
+# against a real guildhall (web/test.sh). Skipped when only some Go
+# packages were asked for, or with GUILDHALL_TEST_NO_WEB=1.
+if [ $# -eq 0 ] && [ "${GUILDHALL_TEST_NO_WEB:-}" != 1 ]; then
+	echo "== web client"
+	web/test.sh
+fi

@@ -75,10 +75,13 @@ type encodedEvent struct {
 	// droppable events (typing) may be left out for a session whose queue
 	// is filling up, instead of closing it as a slow consumer.
 	droppable bool
+	// ch and mid (the ID of a created message, else 0) move the session's
+	// position in the channel (see positions).
+	ch, mid uint64
 }
 
 func encodeEvent(ev *pb.Event) (encodedEvent, error) {
-	e := encodedEvent{droppable: ev.GetTypingStart() != nil}
+	e := encodedEvent{droppable: ev.GetTypingStart() != nil, ch: ev.ChannelId, mid: ev.GetMessageCreate().GetId()}
 	var err error
 	if e.proto, err = proto.Marshal(ev); err != nil {
 		return e, err

@@ -173,7 +173,7 @@ func mustHarness(tb testing.TB, cfg Config) *harness {
 func (h *harness) startNode(tb testing.TB, nc *nats.Conn, cfg Config) {
 	tb.Helper()
 	var err error
-	if h.node, err = Start(nc, fakeAuth{}, h.dir, fakeSender{}, nil, cfg); err != nil {
+	if h.node, err = Start(nc, fakeAuth{}, h.dir, fakeSender{}, nil, testConfig(cfg)); err != nil {
 		tb.Fatal(err)
 	}
 	h.srv = httptest.NewServer(h.node.Handler())
@@ -534,4 +534,13 @@ func (g *gate) release() {
 	g.held = false
 	g.cond.Broadcast()
 	g.mu.Unlock()
+}
+
+// testConfig makes a channel's position at subscribe time 0: the tests'
+// message IDs are small numbers, not snowflakes of now.
+func testConfig(cfg Config) Config {
+	if cfg.idAt == nil {
+		cfg.idAt = func(time.Time) uint64 { return 0 }
+	}
+	return cfg
 }

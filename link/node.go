@@ -18,6 +18,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	"github.com/guildhall/guildhall/message"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
+	"github.com/guildhall/guildhall/snowflake"
 )
 
 // Auth turns a bearer token into a user.
@@ -75,6 +76,19 @@ type Config struct {
 	// Roles tells which roles a member holds, for role mentions; nil
 	// counts only user and @everyone mentions.
 	Roles MemberRoles
+	// Sessions keeps session checkpoints for cross-node resume after a
+	// node dies (KVSessions); nil: a session resumes only while the node
+	// that held it is alive.
+	Sessions SessionStore
+	// History rebuilds, on a resume elsewhere, the messages a session
+	// missed while it moved; nil: only what the old node handed over.
+	History History
+	// CheckpointEvery: how often changed sessions are checkpointed
+	// (default 2s).
+	CheckpointEvery time.Duration
+	// idAt is the message ID of a time: a channel's position when a
+	// session starts following it (default snowflake.FromTime).
+	idAt func(time.Time) uint64
 	// Compression offers permessage-deflate (without context takeover, so
 	// an idle connection keeps no compressor state) to clients that ask.
 	Compression bool
@@ -115,6 +129,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ResumeBuffer == 0 {
 		c.ResumeBuffer = 256
+	}
+	if c.idAt == nil {
+		c.idAt = snowflake.FromTime
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = 2 * time.Second
 	}
 	if c.UnreadCap == 0 {
 		c.UnreadCap = 99
@@ -167,6 +187,9 @@ type Node struct {
 	detached map[string]*session // by session ID, waiting for a resume
 	closing  bool
 
+	handovers   chan struct{} // bounds the takeovers served at once
+	ckptDeletes chan string   // checkpoints of ended sessions, to delete
+
 	natsSubs []*nats.Subscription
 	ctx      context.Context // lives until Shutdown
 	cancel   context.CancelFunc
@@ -190,6 +213,9 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		hbDone:   make(chan struct{}),
 		sessions: make(map[*session]struct{}),
 		detached: make(map[string]*session),
+
+		handovers:   make(chan struct{}, maxHandovers),
+		ckptDeletes: make(chan string, 1024),
 	}
 	for i := range n.subs {
 		n.subs[i].m = make(map[uint64]map[*session]pb.SubscriptionType)
@@ -235,6 +261,10 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 	go n.heartbeatLoop(hbCtx)
 	n.wg.Add(1)
 	go n.smallServerLoop()
+	if cfg.Sessions != nil {
+		n.wg.Add(1)
+		go n.checkpointLoop()
+	}
 	return n, nil
 }
 
@@ -295,7 +325,10 @@ func (n *Node) endSession(s *session, readErr error) {
 	n.sessMu.Lock()
 	delete(n.sessions, s)
 	n.sessMu.Unlock()
-	if !s.resumable(readErr) || !n.detach(s) {
+	if !s.resumable(readErr) {
+		n.unsubscribeAll(s)
+		n.forgetCheckpoint(s.ID())
+	} else if !n.detach(s) { // closing: the last checkpoint lets it resume elsewhere
 		n.unsubscribeAll(s)
 	}
 	n.wg.Done()
@@ -504,6 +537,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		for s := range n.sessions {
 			list = append(list, s)
 		}
+		n.sessMu.Unlock()
+		// Every session (live or detached) may resume on another node:
+		// no event reaches this node any more, so the checkpoint with the
+		// dispatches after the confirmed position is exact.
+		if n.cfg.Sessions != nil {
+			n.checkpointAll(ctx)
+		}
+		n.sessMu.Lock()
 		for id, s := range n.detached { // nothing will resume here any more
 			s.expiry.Stop()
 			delete(n.detached, id)

@@ -26,16 +26,19 @@ type replayBuf struct {
 	cap     int
 }
 
-func (b *replayBuf) push(seq uint64, ev *encodedEvent) {
+// push adds an entry and returns the one it pushed out of a full ring.
+func (b *replayBuf) push(seq uint64, ev *encodedEvent) (dropped replayEntry, ok bool) {
 	if b.cap == 0 {
-		return
+		return replayEntry{seq, ev}, true
 	}
 	if len(b.entries) < b.cap {
 		b.entries = append(b.entries, replayEntry{seq, ev})
-		return
+		return replayEntry{}, false
 	}
+	dropped = b.entries[b.start]
 	b.entries[b.start] = replayEntry{seq, ev}
 	b.start = (b.start + 1) % b.cap
+	return dropped, true
 }
 
 // since returns the entries after seq, in order; ok is false when some of
@@ -104,6 +107,7 @@ func (n *Node) expire(s *session) {
 	delete(n.detached, s.id)
 	n.sessMu.Unlock()
 	n.unsubscribeAll(s)
+	n.forgetCheckpoint(s.ID())
 }
 
 // takeDetached removes and returns the detached session id of userID.
@@ -148,6 +152,10 @@ func (s *session) resume(ctx context.Context, r *pb.Resume) error {
 	}
 	old := s.n.takeDetached(r.SessionId, u.ID)
 	if old == nil {
+		if s.resumeElsewhere(ctx, r, u) {
+			s.batch.Store(r.Batch)
+			return nil
+		}
 		s.send(&pb.Frame{Body: &pb.Frame_InvalidSession{InvalidSession: &pb.InvalidSession{}}})
 		return nil
 	}
@@ -183,6 +191,9 @@ func (s *session) adopt(old *session, u member.User, lastSeq uint64) (int, bool)
 	s.seq = old.seq
 	s.subs, s.auto, s.visible, s.optOut = old.subs, old.auto, old.visible, old.optOut
 	s.types, s.servers, s.viaServer, s.reads, s.dirty, s.roles = old.types, old.servers, old.viaServer, old.reads, old.dirty, old.roles
+	s.confirmed, s.confirmedSeq, s.floor = old.confirmed, old.confirmedSeq, old.floor
+	s.ckptDirty = true
+	old.confirmed, old.floor = nil, nil
 	old.markerQueued = false
 	s.replay = old.replay
 	old.subs, old.auto, old.visible, old.optOut, old.replay = nil, nil, nil, nil, replayBuf{}

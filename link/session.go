@@ -70,6 +70,15 @@ type session struct {
 	dirty        map[uint64]struct{}            // channels with an unread update to send at the next flush
 	roles        map[uint64]roleSet             // server → roles the user holds, for role mentions
 	markerQueued bool                           // an unread marker waits in the queue
+	// Positions (positions.go): per channel, the newest message (ID) the
+	// client is known to have as of dispatch confirmedSeq; newer ones are
+	// in the replay buffer.
+	confirmed    map[uint64]uint64
+	confirmedSeq uint64
+	floor        map[uint64]uint64 // after a takeover: message IDs at or below were sent already
+	ckptDirty    bool              // changed since the last checkpoint
+	catching     bool              // a takeover is rebuilding what the client missed: hold dispatches
+	held         []heldEvent       // dispatches held while catching
 	closed       bool
 	closing      bool // a close handshake was started; closeDone is closed when it ends
 	ended        bool // run is done with the connection: start no handshake any more
@@ -210,6 +219,18 @@ func (s *session) dispatchAt(pev *pb.Event, ev *encodedEvent, v uint64) bool {
 		return next.dispatchAt(pev, ev, v)
 	}
 	defer s.mu.Unlock()
+	if s.catching {
+		if _, ok := s.subs[ch]; ok {
+			s.holdLocked(pev, ev, v)
+		}
+		return true
+	}
+	return s.deliverLocked(pev, ev, v)
+}
+
+// deliverLocked is dispatchAt with s.mu held.
+func (s *session) deliverLocked(pev *pb.Event, ev *encodedEvent, v uint64) bool {
+	ch := pev.ChannelId
 	checked, ok := s.subs[ch]
 	if !ok {
 		return true // unsubscribed meanwhile: nothing to deliver
@@ -228,6 +249,9 @@ func (s *session) dispatchAt(pev *pb.Event, ev *encodedEvent, v uint64) bool {
 		s.kickUnreadLocked() // after the message: its update says it was counted
 		return true
 	} else if m := pev.GetMessageCreate(); m != nil {
+		if m.Id <= s.floor[ch] {
+			return true // rebuilt from history already
+		}
 		s.seenLocked(ch, pev.ServerId, m)
 	}
 	s.dispatchLocked(ev)
@@ -243,7 +267,11 @@ func (s *session) dispatchLocked(ev *encodedEvent) {
 	// Numbered and kept for a resume even when the connection is going:
 	// a client closed for falling behind resumes and misses nothing.
 	s.seq++
-	s.replay.push(s.seq, ev)
+	if e, ok := s.replay.push(s.seq, ev); ok && e.seq > s.confirmedSeq {
+		// Out of the buffer: a resume from before it is refused anyway.
+		s.confirmLocked(e.seq, &e)
+	}
+	s.ckptDirty = true
 	if live {
 		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, *ev)})
 	}
@@ -300,6 +328,8 @@ func (s *session) drop(ch uint64) bool {
 	delete(s.types, ch)
 	delete(s.viaServer, ch)
 	delete(s.dirty, ch)
+	delete(s.confirmed, ch)
+	s.ckptDirty = true
 	return ok
 }
 
@@ -501,6 +531,7 @@ func (s *session) handle(ctx context.Context, f *pb.Frame) error {
 	}
 	switch b := f.Body.(type) {
 	case *pb.Frame_Heartbeat:
+		s.confirm(b.Heartbeat.LastSeq)
 		s.send(&pb.Frame{Body: &pb.Frame_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
 	case *pb.Frame_Subscribe:
 		s.reply(f.Ref, s.subscribe(ctx, b.Subscribe))
@@ -716,6 +747,9 @@ func (s *session) followLocked(follows []follow, typ pb.SubscriptionType) []uint
 	var changed []uint64
 	for _, f := range follows {
 		old, had := s.subs[f.ch]
+		if !had {
+			s.baselineLocked(f.ch, time.Now())
+		}
 		oldTyp := s.types[f.ch]
 		_, wasAuto := s.auto[f.ch]
 		_, wasVia := s.viaServer[f.ch]

@@ -10,6 +10,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/bus"
+	"github.com/guildhall/guildhall/message"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
 )
 
@@ -19,16 +20,8 @@ import (
 // never a store lookup per message.
 
 // ReadState is a user's position in one channel and what is unread after
-// it (message.ReadState).
-type ReadState struct {
-	ChannelID   uint64
-	ServerID    uint64
-	LastReadID  uint64
-	LastReadSeq uint64
-	LastSeq     uint64
-	Unread      uint64
-	Mentions    uint64
-}
+// it.
+type ReadState = message.ReadState
 
 // ReadStates is the read-state service (message.ReadStates).
 type ReadStates interface {
@@ -43,8 +36,13 @@ type MemberRoles interface {
 	MemberRoles(ctx context.Context, serverID, userID uint64) ([]uint64, error)
 }
 
+var (
+	_ ReadStates           = (*message.ReadStates)(nil)
+	_ message.ReadNotifier = (*Notifier)(nil)
+)
+
 // maxReadStatesPerCall bounds the channels of one ReadStates.List call.
-const maxReadStatesPerCall = 1000
+const maxReadStatesPerCall = message.MaxReadStates
 
 // unread is one session's bookkeeping of one channel.
 type unread struct {
@@ -449,7 +447,7 @@ func (n *Node) onReadState(msg *nats.Msg) {
 	}
 	rs := readStateFromProto(notice.State)
 	for _, s := range n.userSessions(notice.UserId) {
-		if s.id == notice.OriginSession {
+		if s.ID() == notice.OriginSession {
 			continue
 		}
 		s.applyRead(rs, true)

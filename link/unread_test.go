@@ -274,12 +274,23 @@ func TestUnreadStatusOnceThenAck(t *testing.T) {
 	if rs := r.GetAcked().GetReadState(); rs == nil || rs.LastReadSeq != 2 || rs.UnreadCount != 0 {
 		t.Fatalf("ack reply %v", r)
 	}
-	h.deliver(t, messageEvent(2, 4, "sentinel"))
-	unread, rsu, ev := a.readUntilEvent()
-	if len(rsu) != 1 || rsu[0].ChannelId != 1 || rsu[0].LastReadSeq != 2 || len(unread) != 0 {
-		t.Fatalf("a got %v %v, want one ReadStateUpdate of channel 1", unread, rsu)
+	// The notice and the sentinel travel on different subjects: poll.
+	var rsu []*pb.ReadState
+	checkFor(t, wait, time.Millisecond, func() error {
+		h.deliver(t, messageEvent(2, 4, "sentinel"))
+		unread, got, _ := a.readUntilEvent()
+		if len(unread) != 0 {
+			t.Fatalf("a got unread updates %v", unread)
+		}
+		rsu = append(rsu, got...)
+		if len(rsu) == 0 {
+			return fmt.Errorf("no ReadStateUpdate yet")
+		}
+		return nil
+	})
+	if len(rsu) != 1 || rsu[0].ChannelId != 1 || rsu[0].LastReadSeq != 2 {
+		t.Fatalf("a got %v, want one ReadStateUpdate of channel 1", rsu)
 	}
-	_ = ev
 	if _, rsu, _ := b.readUntilEvent(); len(rsu) != 0 {
 		t.Fatalf("the acking session got its own ReadStateUpdate %v", rsu)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/guildhall/guildhall/api"
 	"github.com/guildhall/guildhall/audit"
@@ -29,6 +30,7 @@ import (
 	"github.com/guildhall/guildhall/role"
 	"github.com/guildhall/guildhall/snowflake"
 	"github.com/guildhall/guildhall/subscribe"
+	"github.com/guildhall/guildhall/web"
 )
 
 // Main is one guildhall process. Tests run it in-process: NewMain,
@@ -249,10 +251,7 @@ func (m *Main) Run(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("Guildhall is running. REST: /api/v1 (docs/api.md), gateway: /gateway (docs/gateway.md).\n"))
-	})
+	mux.Handle("/", web.Handler()) // the web client (web/); REST and the gateway have their own routes
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
 		mux.Handle("/api/v1/", api.New(api.Services{
@@ -273,6 +272,8 @@ func (m *Main) Run(ctx context.Context) error {
 			SmallServer:       smallServer(c.SmallServer),
 			ReadStates:        linkReads{reads},
 			Roles:             rstore,
+			History:           message.NewReader(messages, resolver),
+			Sessions:          linkSessions(m.nc, m.Log),
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -397,4 +398,23 @@ func smallServer(n int) int {
 		return -1
 	}
 	return n
+}
+
+// linkSessions opens the session checkpoint bucket for cross-node resume
+// on NATS JetStream; nil (resume only on the node that held a session) if
+// JetStream is not available.
+func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		log.Warn("link: no JetStream, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{})
+	if err != nil {
+		log.Warn("link: no session bucket, sessions resume only on their own node", "err", err)
+		return nil
+	}
+	return kv
 }
