@@ -56,6 +56,11 @@ type Config struct {
 	LogLevel          string
 	LogFormat         string
 
+	// JetStreamReplicas of the streams and buckets guildhall creates
+	// (session checkpoints, the message log): 1, or 3 on a NATS cluster.
+	// WIRE(sendpath): give it to the message log (messagejs.Config.Replicas).
+	JetStreamReplicas int
+
 	Command string // CommandServe or CommandMigrate
 	Store   string // StoreEmbedded or StoreCQL
 	Migrate bool   // apply CQL migrations at start-up
@@ -118,6 +123,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.IntVar(&c.JetStreamReplicas, "jetstream-replicas", 1, "replicas of the JetStream streams and buckets guildhall creates: 1, or 3 (up to 5) on a NATS cluster (--nats-url)")
 	fs.StringVar(&c.Store, "store", StoreEmbedded, "embedded (Pebble under --data-dir, one process) or cql (ScyllaDB/Cassandra and Redis, many processes)")
 	fs.BoolVar(&c.Migrate, "migrate", false, "with --store=cql: apply the CQL migrations (creating the keyspace) at start-up")
 	var cqlHosts, consistency, replication string
@@ -301,6 +307,12 @@ func (c *Config) validate(roles string) error {
 	}
 	slices.Sort(c.Roles)
 	c.Roles = slices.Compact(c.Roles)
+	if c.JetStreamReplicas < 1 || c.JetStreamReplicas > 5 {
+		return fmt.Errorf("--jetstream-replicas %d: want 1 to 5", c.JetStreamReplicas)
+	}
+	if c.JetStreamReplicas > 1 && c.NATSURL == "" {
+		return fmt.Errorf("--jetstream-replicas %d needs a NATS cluster (--nats-url): the embedded NATS is one server", c.JetStreamReplicas)
+	}
 	if c.NodeID < -1 || c.NodeID > snowflake.MaxNode {
 		return fmt.Errorf("--node-id %d: want -1 (random) or 0..%d", c.NodeID, snowflake.MaxNode)
 	}

@@ -94,6 +94,8 @@ func TestParseFlagsStore(t *testing.T) {
 		{append(cql, "--redis-addr", "nohost"), "--redis-addr"},
 		{append(cql, "--redis-db", "-1"), "--redis-db"},
 		{append(cql, "--redis-prefix", ""), "--redis-prefix"},
+		{append(cql, "--jetstream-replicas", "0"), "--jetstream-replicas"},
+		{[]string{"--jetstream-replicas", "3"}, "needs a NATS cluster"},
 	} {
 		err := NewMain().ParseFlags(tc.args, noEnv)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -273,7 +273,7 @@ func (m *Main) Run(ctx context.Context) error {
 			ReadStates:        linkReads{reads},
 			Roles:             rstore,
 			History:           message.NewReader(messages, resolver),
-			Sessions:          linkSessions(m.nc, m.Log),
+			Sessions:          linkSessions(m.nc, m.Log, c.JetStreamReplicas),
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -403,7 +403,7 @@ func smallServer(n int) int {
 // linkSessions opens the session checkpoint bucket for cross-node resume
 // on NATS JetStream; nil (resume only on the node that held a session) if
 // JetStream is not available.
-func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
+func linkSessions(nc *nats.Conn, log *slog.Logger, replicas int) link.SessionStore {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		log.Warn("link: no JetStream, sessions resume only on their own node", "err", err)
@@ -411,7 +411,7 @@ func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{})
+	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{Replicas: replicas})
 	if err != nil {
 		log.Warn("link: no session bucket, sessions resume only on their own node", "err", err)
 		return nil
