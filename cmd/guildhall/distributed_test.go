@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -224,6 +225,11 @@ func TestDistributed(t *testing.T) {
 	b := MustRunMain(t, t.TempDir(), append(common, "--roles", "api,link", "--nats-url", a.NATSURL(), "--node-id", "2")...)
 	distributedScenario(t, "http://"+a.Addr(), "http://"+b.Addr(), b.Addr())
 
+	// Metrics: alice's ack went through A's read-state service.
+	if body := get(t, "http://"+a.Addr()+"/metrics", 200); !strings.Contains(body, `guildhall_readstate_acks_total{result="moved"} 1`) ||
+		!strings.Contains(body, "go_goroutines") {
+		t.Errorf("A's /metrics:\n%s", body)
+	}
 	// Both shut down cleanly and leave no goroutine behind.
 	for _, m := range []*Main{b, a} {
 		if err := m.Close(context.Background()); err != nil {
@@ -232,6 +238,30 @@ func TestDistributed(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 	goleak.VerifyNone(t, leaksBefore)
+}
+
+// TestReadyz: /readyz follows the bus (here another process's embedded
+// NATS, as in distributed mode); /healthz only says the process runs.
+func TestReadyz(t *testing.T) {
+	a := MustRunMain(t, t.TempDir(), "--roles", "subscribe", "--nats-listen", "127.0.0.1:0")
+	b := MustRunMain(t, t.TempDir(), "--roles", "api,message", "--nats-url", a.NATSURL())
+	get(t, "http://"+b.Addr()+"/readyz", 200)
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, func() error {
+		resp, err := http.Get("http://" + b.Addr() + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "NATS") {
+			return fmt.Errorf("B's /readyz without NATS: %s %s", resp.Status, body)
+		}
+		return nil
+	})
+	get(t, "http://"+b.Addr()+"/healthz", 200)
 }
 
 // distributedScenario: register and create a server through A, log in
@@ -439,6 +469,20 @@ func TestDistributedProcesses(t *testing.T) {
 			t.Fatalf("exit: %v\n%s", err, p.stderr.String())
 		}
 	}
+}
+
+func get(tb testing.TB, url string, want int) string {
+	tb.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		tb.Fatalf("GET %s: %s, want %d: %s", url, resp.Status, want, body)
+	}
+	return string(body)
 }
 
 func waitHealthy(tb testing.TB, addr string) {

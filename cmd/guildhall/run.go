@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/guildhall/guildhall/api"
 	"github.com/guildhall/guildhall/audit"
@@ -53,6 +57,9 @@ type Main struct {
 	view    *subscribe.View
 	msgSrv  *natsrpc.Server
 	serveCh chan error
+
+	// metrics is what GET /metrics serves; components register on it.
+	metrics *prometheus.Registry
 
 	bg       sync.WaitGroup // background loops (audit pruning)
 	bgCtx    context.Context
@@ -157,6 +164,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.migrate(ctx, m.Stdout)
 	}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
+	m.metrics = prometheus.NewRegistry()
+	m.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if c.Store == StoreEmbedded || c.NATSURL == "" {
 		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 			return fmt.Errorf("data dir: %w", err)
@@ -206,13 +215,14 @@ func (m *Main) Run(ctx context.Context) error {
 		members = member.NewService(st.members, roles, ids, nil, member.Config{Audit: auditLog})
 		messages = st.messages
 		reads, err = message.NewReadStates(message.ReadStatesConfig{
-			Access:   resolver,
-			Messages: messages,
-			Roles:    rstore,
-			Counters: st.counters,
-			Store:    st.readStates,
-			Notifier: readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
-			Log:      m.Log.With("component", "readstates"),
+			Access:     resolver,
+			Messages:   messages,
+			Roles:      rstore,
+			Counters:   st.counters,
+			Store:      st.readStates,
+			Notifier:   readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
+			Log:        m.Log.With("component", "readstates"),
+			Registerer: m.metrics,
 		})
 		if err != nil {
 			return fmt.Errorf("read states: %w", err)
@@ -251,6 +261,8 @@ func (m *Main) Run(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
+	mux.HandleFunc("GET /readyz", m.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", web.Handler()) // the web client (web/); REST and the gateway have their own routes
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
@@ -365,7 +377,9 @@ func (m *Main) Close(ctx context.Context) error {
 		m.bg.Wait()
 	}
 	if m.nc != nil {
-		_ = m.nc.Flush()
+		if m.nc.IsConnected() { // a lost bus has nothing to flush to
+			_ = m.nc.Flush()
+		}
 		m.nc.Close()
 		m.nc = nil
 	}
@@ -398,6 +412,30 @@ func smallServer(n int) int {
 		return -1
 	}
 	return n
+}
+
+// ready answers GET /readyz: 200 when this process can do its work (the
+// bus is connected and, in distributed mode, Redis answers), 503 with the
+// reason otherwise. /healthz only says the process runs.
+func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	var reason string
+	switch {
+	case m.nc == nil || !m.nc.IsConnected():
+		reason = "not connected to NATS"
+	case m.stores != nil && m.stores.redis != nil:
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := m.stores.redis.Ping(ctx).Err(); err != nil {
+			reason = "Redis does not answer: " + err.Error()
+		}
+	}
+	if reason != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "reason": reason})
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
 // linkSessions opens the session checkpoint bucket for cross-node resume

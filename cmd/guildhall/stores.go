@@ -129,7 +129,7 @@ func (m *Main) openDistributed(ctx context.Context, nc *nats.Conn) (*stores, err
 	s.audit = auditcql.New(session)
 	s.messages = messagecql.New(session)
 	hot, err := hotcache.New(messageredis.NewCache(s.redis, messageredis.CacheConfig{Prefix: c.Redis.Prefix}), nc,
-		hotcache.Config{Logger: m.Log.With("component", "hotcache")})
+		hotcache.Config{Logger: m.Log.With("component", "hotcache"), Registerer: m.metrics})
 	if err != nil {
 		_ = s.Close(ctx)
 		return nil, fmt.Errorf("message cache: %w", err)
