@@ -35,6 +35,10 @@ func Open(ctx context.Context, c Config) (*redis.Client, error) {
 		ReadTimeout:  c.Timeout,
 		WriteTimeout: c.Timeout,
 		PoolSize:     c.PoolSize,
+		// Honour the caller's ctx deadline on the socket too (go-redis
+		// ignores it by default and waits up to Timeout per attempt), so a
+		// cache call can be bounded tighter than Timeout.
+		ContextTimeoutEnabled: true,
 	})
 	if err := rc.Ping(ctx).Err(); err != nil {
 		_ = rc.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -347,4 +348,60 @@ func BenchmarkZipfHitRatio(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCrossNodeVisibility: how long after a write through node A
+// returns does node B's hot layer (which holds the channel in memory, TTL
+// 1 h) serve it: the NATS invalidation hop plus B's reload from Redis.
+// Each op is one Add through A, then B reads until it sees it.
+func BenchmarkCrossNodeVisibility(b *testing.B) {
+	ctx := b.Context()
+	ns := bustest.MustServer(b)
+	rc, prefix := redistest.MustClient(b)
+	central := msgredis.NewCache(rc, msgredis.CacheConfig{Prefix: prefix})
+	a, err := New(central, bustest.MustConnect(b, ns), Config{NodeID: "a", Threshold: 1, TTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	nb, err := New(central, bustest.MustConnect(b, ns), Config{NodeID: "b", Threshold: 1, TTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nb.Shutdown(context.Background())
+	const ch = 7
+	if err := central.Fill(ctx, ch, page(ch, 100, 100)); err != nil {
+		b.Fatal(err)
+	}
+	var l latencies
+	d := make([]time.Duration, 0, b.N)
+	id := uint64(100)
+	for b.Loop() {
+		id++
+		m := page(ch, id, 1)[0]
+		if err := a.Add(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		t := time.Now()
+		for {
+			got, _, err := nb.Latest(ctx, ch, 50)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(got) > 0 && got[0].ID == m.ID {
+				break
+			}
+			if time.Since(t) > 10*time.Second {
+				b.Fatal("node B never saw the write")
+			}
+			runtime.Gosched() // a reader, not a spin loop starving the NATS goroutines
+		}
+		d = append(d, time.Since(t))
+	}
+	l.add(d)
+	l.all = slices.Clip(l.all)
+	slices.Sort(l.all)
+	b.ReportMetric(float64(l.all[len(l.all)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(l.all[min(len(l.all)-1, len(l.all)*99/100)].Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(100*val(nb.m.hotHit)/(val(nb.m.hotHit)+val(nb.m.hotMiss)+val(nb.m.hotShared)), "b-reads-from-memory-%")
 }

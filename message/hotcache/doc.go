@@ -12,7 +12,8 @@
 // held; a sweeper goroutine drops idle counters and expired copies every
 // Period.
 //
-// Coherence: writes go through (Add, Replace, Remove, Fill, Invalidate
+// Coherence: a node reads its own writes (its copy is dropped before the
+// write returns). Writes go through (Add, Replace, Remove, Fill, Invalidate
 // call the inner cache), then drop this node's copy and publish a
 // pb.CacheInvalidation on bus.MessageCacheInvalidate; every other node's
 // layer drops its copy when it arrives. A load that started before an

@@ -3,6 +3,8 @@ package hotcache
 import (
 	"context"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -148,12 +151,19 @@ func TestTwoNodes(t *testing.T) {
 		{"Remove", func() error { return a.Remove(ctx, ch, 3) }, "two", 2},
 		{"Invalidate", func() error { return a.Invalidate(ctx, ch) }, "", 0},
 	} {
-		// B's copy is fresh (read again now), then A writes.
-		if _, _, err := b.Latest(ctx, ch, 50); err != nil {
-			t.Fatal(err)
+		// Both copies are fresh (read again now), then A writes.
+		for _, n := range []*Cache{a, b, a, b, a, b} {
+			if _, _, err := n.Latest(ctx, ch, 50); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := w.write(); err != nil {
 			t.Fatalf("%s: %v", w.name, err)
+		}
+		// A reads its own write at once: its copy went before the write
+		// returned.
+		if got, _, err := a.Latest(ctx, ch, 50); err != nil || len(got) != w.n || (w.n > 0 && got[0].Content != w.want) {
+			t.Fatalf("after %s, A reads %d messages (%v); want %d, newest %q", w.name, len(got), err, w.n, w.want)
 		}
 		checkFor(t, 10*time.Second, func() error {
 			got, _, err := b.Latest(ctx, ch, 50)
@@ -377,5 +387,115 @@ func TestInvalidInput(t *testing.T) {
 	}
 	if n := val(c.m.sent); n != 0 {
 		t.Fatalf("%v invalidations sent for refused writes", n)
+	}
+}
+
+// TestInnerUnavailable: with Redis down, reads and writes through the
+// layer fail with the inner cache's Unavailable (the caller reads the
+// store), and writes still tell the other nodes.
+func TestInnerUnavailable(t *testing.T) {
+	ctx := t.Context()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	rc := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rc.Close() })
+	nc := bustest.MustConnect(t, bustest.MustServer(t))
+	c := mustNew(t, msgredis.NewCache(rc, msgredis.CacheConfig{}), nc, Config{Threshold: 1})
+	for range 3 {
+		if _, _, err := c.Latest(ctx, 1, 10); guildhall.KindOf(err) != guildhall.Unavailable {
+			t.Fatalf("Latest: %v, want Unavailable", err)
+		}
+	}
+	if err := c.Add(ctx, msg(1, 1, "x")); guildhall.KindOf(err) != guildhall.Unavailable {
+		t.Fatalf("Add: %v, want Unavailable", err)
+	}
+	if n := val(c.m.sent); n != 1 {
+		t.Fatalf("%v invalidations sent, want 1", n)
+	}
+	if n := val(c.m.reads.WithLabelValues("central", "error")); n != 3 {
+		t.Fatalf("%v central errors counted, want 3", n)
+	}
+}
+
+// TestTwoNodesConverge: readers and writers on two nodes at once; once the
+// writes stop, both nodes read exactly what the central cache holds, long
+// before their copies would expire (no stale copy survives a race).
+func TestTwoNodesConverge(t *testing.T) {
+	ctx := t.Context()
+	ns := bustest.MustServer(t)
+	rc, prefix := redistest.MustClient(t)
+	central := msgredis.NewCache(rc, msgredis.CacheConfig{Prefix: prefix, Window: 20})
+	nodes := []*Cache{
+		mustNew(t, central, bustest.MustConnect(t, ns), Config{NodeID: "a", Threshold: 1, TTL: time.Hour}),
+		mustNew(t, central, bustest.MustConnect(t, ns), Config{NodeID: "b", Threshold: 1, TTL: time.Hour}),
+	}
+	chans := []uint64{1, 2, 3}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i, n := range nodes {
+		wg.Add(2)
+		go func() { // writer
+			defer wg.Done()
+			for k := range 60 {
+				ch := chans[k%len(chans)]
+				id := uint64(1000*(i+1) + k)
+				var err error
+				switch k % 4 {
+				case 3:
+					err = n.Replace(ctx, msg(ch, id-3, "edited"))
+				default:
+					err = n.Add(ctx, msg(ch, id, "x"))
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() { // reader
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := n.Latest(ctx, chans[k%len(chans)], 20); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	// Let the writers finish, then stop the readers.
+	checkFor(t, 30*time.Second, func() error {
+		if n := val(nodes[0].m.sent) + val(nodes[1].m.sent); n < 120 {
+			return fmt.Errorf("%v writes done", n)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	for _, ch := range chans {
+		want, _, err := central.Latest(ctx, ch, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			checkFor(t, 10*time.Second, func() error {
+				got, _, err := n.Latest(ctx, ch, 20)
+				if err != nil {
+					return err
+				}
+				if !slices.EqualFunc(got, want, func(a, b message.Message) bool { return a.ID == b.ID && a.Content == b.Content }) {
+					return fmt.Errorf("node %s, channel %d: %d messages differ from the central cache's %d", n.cfg.NodeID, ch, len(got), len(want))
+				}
+				return nil
+			})
+		}
 	}
 }

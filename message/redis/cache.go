@@ -39,6 +39,11 @@ type CacheConfig struct {
 	// dial retries, so readers fall back to the store without delay.
 	// Default 1 second.
 	FailFast time.Duration
+	// Timeout bounds each call to Redis (within the caller's ctx), so a
+	// Redis that accepts connections but does not answer costs a reader or
+	// a send at most this long; default 500 ms. It needs a client with
+	// ContextTimeoutEnabled, as internal/redisdb.Open makes.
+	Timeout time.Duration
 }
 
 func (c *CacheConfig) defaults() {
@@ -64,6 +69,9 @@ func (c *CacheConfig) defaults() {
 	}
 	if c.FailFast <= 0 {
 		c.FailFast = time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 500 * time.Millisecond
 	}
 }
 
@@ -97,11 +105,13 @@ var errFailFast = errors.New("redis was unavailable moments ago")
 
 // call runs fn unless Redis failed moments ago, and opens the fail-fast
 // window when fn finds it unavailable.
-func (c *Cache) call(op string, fn func() error) error {
+func (c *Cache) call(ctx context.Context, op string, fn func(ctx context.Context) error) error {
 	if time.Now().UnixNano() < c.downUntil.Load() {
 		return fail(op, errFailFast)
 	}
-	err := fail(op, fn())
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	err := fail(op, fn(ctx))
 	if guildhall.KindOf(err) == guildhall.Unavailable {
 		c.downUntil.Store(time.Now().Add(c.cfg.FailFast).UnixNano())
 	}
@@ -110,8 +120,8 @@ func (c *Cache) call(op string, fn func() error) error {
 
 // write runs a write of a channel; if it fails, the channel is marked
 // dirty.
-func (c *Cache) write(op string, channelID uint64, fn func() error) error {
-	err := c.call(op, fn)
+func (c *Cache) write(ctx context.Context, op string, channelID uint64, fn func(ctx context.Context) error) error {
+	err := c.call(ctx, op, fn)
 	if err != nil {
 		c.mu.Lock()
 		if len(c.dirty) < maxDirty {
@@ -131,7 +141,7 @@ func (c *Cache) clean(ctx context.Context, op string, channelID uint64) error {
 		return nil
 	}
 	k := c.keys(channelID)
-	if err := c.call(op, func() error { return c.rc.Del(ctx, k[0], k[1]).Err() }); err != nil {
+	if err := c.call(ctx, op, func(ctx context.Context) error { return c.rc.Del(ctx, k[0], k[1]).Err() }); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -170,7 +180,7 @@ func (c *Cache) Add(ctx context.Context, m message.Message) error {
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
-	return c.write(op, m.ChannelID, func() error {
+	return c.write(ctx, op, m.ChannelID, func(ctx context.Context) error {
 		return scriptAdd.Run(ctx, c.rc, c.keys(m.ChannelID)[:2], member(m.ID), body, c.cfg.Window, ms(c.cfg.TTL)).Err()
 	})
 }
@@ -185,7 +195,7 @@ func (c *Cache) Replace(ctx context.Context, m message.Message) error {
 	if err != nil {
 		return guildhall.Wrap(op, err)
 	}
-	return c.write(op, m.ChannelID, func() error { return c.change(ctx, m.ChannelID, m.ID, body) })
+	return c.write(ctx, op, m.ChannelID, func(ctx context.Context) error { return c.change(ctx, m.ChannelID, m.ID, body) })
 }
 
 // Remove implements message.Cache.
@@ -194,7 +204,7 @@ func (c *Cache) Remove(ctx context.Context, channelID, id uint64) error {
 	if err := message.CheckChannel(op, channelID); err != nil {
 		return err
 	}
-	return c.write(op, channelID, func() error { return c.change(ctx, channelID, id, nil) })
+	return c.write(ctx, op, channelID, func(ctx context.Context) error { return c.change(ctx, channelID, id, nil) })
 }
 
 func (c *Cache) change(ctx context.Context, channelID, id uint64, body []byte) error {
@@ -215,7 +225,7 @@ func (c *Cache) Latest(ctx context.Context, channelID uint64, limit int) ([]mess
 		return nil, false, err
 	}
 	var res []any
-	err := c.call(op, func() (err error) {
+	err := c.call(ctx, op, func(ctx context.Context) (err error) {
 		res, err = scriptLatest.Run(ctx, c.rc, c.keys(channelID)[:2], min(limit, c.cfg.Window)).Slice()
 		return err
 	})
@@ -263,7 +273,7 @@ func (c *Cache) Fill(ctx context.Context, channelID uint64, msgs []message.Messa
 	if err := c.clean(ctx, op, channelID); err != nil {
 		return err
 	}
-	return c.call(op, func() error { return scriptFill.Run(ctx, c.rc, c.keys(channelID), args...).Err() })
+	return c.call(ctx, op, func(ctx context.Context) error { return scriptFill.Run(ctx, c.rc, c.keys(channelID), args...).Err() })
 }
 
 // Invalidate implements message.Cache. Recent Removes and Replaces stay
@@ -274,5 +284,5 @@ func (c *Cache) Invalidate(ctx context.Context, channelID uint64) error {
 		return err
 	}
 	k := c.keys(channelID)
-	return c.write(op, channelID, func() error { return c.rc.Del(ctx, k[0], k[1]).Err() })
+	return c.write(ctx, op, channelID, func(ctx context.Context) error { return c.rc.Del(ctx, k[0], k[1]).Err() })
 }

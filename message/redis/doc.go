@@ -32,5 +32,9 @@
 //
 // Failures: a refused, timed-out or closed connection is a guildhall
 // Unavailable error (callers treat it as a miss and read the store);
-// an error reply from Redis is Internal.
+// an error reply from Redis is Internal. Each call is bounded by
+// CacheConfig.Timeout (500 ms); after an Unavailable error calls fail at
+// once for FailFast (1 s) rather than each waiting on the client's dial
+// retries; a channel whose write failed is invalidated before this Cache
+// reads it again.
 package redis
