@@ -172,7 +172,9 @@ func (m *Main) cqlConfig(mustExist bool) cqldb.Config {
 // migrate creates the keyspace if it is missing and applies every
 // component's pending migrations, writing one line per migration applied
 // (or one saying there was nothing to do) to w. Running it again is a
-// no-op; processes migrating at once do no harm (cqldb.Migrate).
+// no-op, and one cut short is finished by the next run. Run one migrator
+// at a time: concurrent DDL on one table can confuse a multi-node
+// Cassandra.
 func (m *Main) migrate(ctx context.Context, w io.Writer) error {
 	cfg := m.cqlConfig(false)
 	session, err := cqldb.Open(ctx, cfg)
