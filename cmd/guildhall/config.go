@@ -41,6 +41,7 @@ const (
 // Config is the whole configuration of a guildhall process.
 type Config struct {
 	Addr              string
+	MetricsAddr       string // empty: /metrics on Addr
 	DataDir           string
 	Roles             []string
 	NATSURL           string // empty: run an embedded NATS server
@@ -108,6 +109,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		c.Command, args = CommandMigrate, args[1:]
 	}
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address (REST, gateway, health)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "host:port serving /metrics, /healthz and /readyz apart from --addr (keeps metrics off the public address); empty serves /metrics on --addr")
 	fs.StringVar(&c.DataDir, "data-dir", "guildhall-data", "directory for the embedded store and NATS JetStream state")
 	fs.StringVar(&roles, "roles", "all", "comma-separated roles to run: all or any of "+strings.Join(allRoles, ","))
 	fs.StringVar(&c.NATSURL, "nats-url", "", "URL of an external NATS server; empty runs one embedded")
@@ -284,6 +286,11 @@ func parseReplication(s string) (int, map[string]int, error) {
 func (c *Config) validate(roles string) error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: want host:port (%v)", c.Addr, err)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: want host:port (%v)", c.MetricsAddr, err)
+		}
 	}
 	if c.NATSListen != "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {

@@ -264,6 +264,32 @@ func TestReadyz(t *testing.T) {
 	get(t, "http://"+b.Addr()+"/healthz", 200)
 }
 
+// TestMetricsAddr: --metrics-addr moves /metrics off the public address.
+func TestMetricsAddr(t *testing.T) {
+	m := MustRunMain(t, t.TempDir())
+	if body := get(t, "http://"+m.Addr()+"/metrics", 200); !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics on --addr:\n%.300s", body)
+	}
+	m = MustRunMain(t, t.TempDir(), "--metrics-addr", "127.0.0.1:0")
+	if body := get(t, "http://"+m.MetricsAddr()+"/metrics", 200); !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics on --metrics-addr:\n%.300s", body)
+	}
+	get(t, "http://"+m.MetricsAddr()+"/readyz", 200)
+	get(t, "http://"+m.MetricsAddr()+"/healthz", 200)
+	resp, err := http.Get("http://" + m.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "go_goroutines") {
+		t.Fatal("metrics still served on --addr")
+	}
+	if err := NewMain().ParseFlags([]string{"--metrics-addr", "nope"}, noEnv); err == nil {
+		t.Fatal("--metrics-addr nope accepted")
+	}
+}
+
 // distributedScenario: register and create a server through A, log in
 // through B; a message sent through B's REST is in history through A and
 // reaches a gateway client on B live; one sent through A reaches it too.

@@ -60,6 +60,7 @@ type Main struct {
 
 	// metrics is what GET /metrics serves; components register on it.
 	metrics *prometheus.Registry
+	ops     *httpServer // --metrics-addr
 
 	bg       sync.WaitGroup // background loops (audit pruning)
 	bgCtx    context.Context
@@ -133,6 +134,14 @@ func (m *Main) natsWhere() string {
 		return "embedded, listening on " + m.NATSURL()
 	}
 	return "embedded, in-process only"
+}
+
+// MetricsAddr is the address of the --metrics-addr listener, if any.
+func (m *Main) MetricsAddr() string {
+	if m.ops == nil {
+		return ""
+	}
+	return m.ops.Addr()
 }
 
 // LinkID is the bus ID of this process's link node, if it runs one.
@@ -262,7 +271,21 @@ func (m *Main) Run(ctx context.Context) error {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	mux.HandleFunc("GET /readyz", m.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(m.metrics, promhttp.HandlerOpts{})
+	if c.MetricsAddr == "" {
+		mux.Handle("GET /metrics", metrics)
+	} else {
+		ops := http.NewServeMux()
+		ops.Handle("GET /metrics", metrics)
+		ops.HandleFunc("GET /readyz", m.ready)
+		ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		})
+		if m.ops, err = startHTTP(c.MetricsAddr, ops, m.Log); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 	mux.Handle("/", web.Handler()) // the web client (web/); REST and the gateway have their own routes
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
@@ -359,6 +382,10 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		m.http = nil
+	}
+	if m.ops != nil {
+		errs = append(errs, m.ops.Shutdown(ctx))
+		m.ops = nil
 	}
 	if m.msgSrv != nil {
 		errs = append(errs, m.msgSrv.Shutdown(ctx))
