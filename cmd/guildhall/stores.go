@@ -43,8 +43,9 @@ type stores struct {
 	audit    audit.Store
 	messages message.Store
 	// cache is the central cache of recent history: message/inmem, or
-	// message/redis behind the message/hotcache layer. WIRE(sendpath): nothing reads it yet; hand it to the
-	// message service and reader (message.Config.Cache) when they take it.
+	// message/redis behind the message/hotcache layer. WIRE(sendpath):
+	// nothing reads it yet; hand it to the message service and reader
+	// (message.Config.Cache) when they take it.
 	cache message.Cache
 	// counters are the unread heads, positions and mention sets:
 	// message/inmem or message/redis.
