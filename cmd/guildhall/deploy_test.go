@@ -2,19 +2,26 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"go.yaml.in/yaml/v3"
 
+	pb "github.com/guildhall/guildhall/proto/guildhallpb"
 	"github.com/guildhall/guildhall/snowflake"
 )
 
@@ -310,4 +317,78 @@ func TestDeployKubernetes(t *testing.T) {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// TestComposeNginx runs deploy/compose/nginx.conf in a real nginx, with
+// its upstreams pointed at an in-process guildhall: REST goes through, and
+// a browser-like gateway connection (Origin = the proxy's address) is
+// upgraded, identified and gets live events. Skipped where nginx is not
+// installed (it is not a dependency of the project; apt install nginx-light).
+func TestComposeNginx(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/nginx"); err != nil {
+			t.Skip("nginx not installed")
+		}
+		nginx = "/usr/sbin/nginx"
+	}
+	m := MustRunMain(t, t.TempDir())
+	conf, err := os.ReadFile(filepath.Join("..", "..", "deploy", "compose", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := freePort(t)
+	text := regexp.MustCompile(`server (api|link-1|link-2):8080;`).ReplaceAllString(string(conf), "server "+m.Addr()+";")
+	text = strings.Replace(text, "listen 8080;", "listen "+proxy+";", 1)
+	text = strings.Replace(text, "http {", "http {\n\taccess_log off;", 1)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"),
+		"-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+"; error_log "+filepath.Join(dir, "error.log")+";")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		_ = cmd.Wait()
+		if t.Failed() {
+			errs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx: %s\n%s", stderr.String(), errs)
+		}
+	})
+	waitHealthy(t, proxy)
+
+	alice := register(t, "http://"+proxy, "alice")
+	var srv struct{ ID string }
+	alice.do("POST", "/servers", map[string]string{"name": "Proxied"}, 201, &srv)
+	var chans []struct{ ID string }
+	alice.do("GET", "/servers/"+srv.ID+"/channels", nil, 200, &chans)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws://"+proxy+"/gateway?encoding=json", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Origin": {"http://" + proxy}},
+	})
+	if err != nil {
+		t.Fatalf("gateway through nginx with a same-origin Origin: %v", err)
+	}
+	defer conn.CloseNow()
+	g := &gw{tb: t, conn: conn, json: true}
+	g.read() // hello
+	g.write(&pb.Frame{Body: &pb.Frame_Identify{Identify: &pb.Identify{Token: alice.token}}})
+	if g.read().GetReady() == nil {
+		t.Fatal("no ready through nginx")
+	}
+	g.subscribe(parseID(t, chans[0].ID))
+	alice.do("POST", "/channels/"+chans[0].ID+"/messages", map[string]string{"content": "via nginx"}, 201, nil)
+	for {
+		f := g.read()
+		if f.GetEvent().GetMessageCreate().GetContent() == "via nginx" {
+			break
+		}
+	}
 }
