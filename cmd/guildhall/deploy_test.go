@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
 
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
@@ -390,5 +392,70 @@ func TestComposeNginx(t *testing.T) {
 		if f.GetEvent().GetMessageCreate().GetContent() == "via nginx" {
 			break
 		}
+	}
+}
+
+// TestDeployNATS reads the NATS settings of both deployments with the NATS
+// server's own parsers (the nats-server module guildhall embeds): the
+// Kubernetes nats.conf and each compose server's command line. Each must
+// be a JetStream server in cluster "guildhall" with routes to all three.
+func TestDeployNATS(t *testing.T) {
+	check := func(where string, o *server.Options, name string) {
+		t.Helper()
+		if !o.JetStream || o.Cluster.Name != "guildhall" || len(o.Routes) != 3 || o.ServerName != name || o.Port != 4222 {
+			t.Errorf("%s: jetstream %v, cluster %q, %d routes, server name %q (want %q), client port %d",
+				where, o.JetStream, o.Cluster.Name, len(o.Routes), o.ServerName, name, o.Port)
+		}
+	}
+
+	// Kubernetes: the ConfigMap's nats.conf, with the pod's name.
+	var conf string
+	for _, d := range yamlDocs(t, filepath.Join("..", "..", "deploy", "k8s", "nats.yaml")) {
+		if d["kind"] == "ConfigMap" {
+			conf, _ = d["data"].(map[string]any)["nats.conf"].(string)
+		}
+	}
+	if conf == "" {
+		t.Fatal("deploy/k8s/nats.yaml: no nats.conf")
+	}
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("POD_NAME", "nats-1")
+	o, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("k8s nats.conf: %v", err)
+	}
+	check("k8s nats.conf", o, "nats-1")
+
+	// Compose: each server's flags.
+	services, _ := yamlDocs(t, filepath.Join("..", "..", "deploy", "compose", "docker-compose.yml"))[0]["services"].(map[string]any)
+	n := 0
+	for name, v := range services {
+		svc := v.(map[string]any)
+		if img, _ := svc["image"].(string); !strings.HasPrefix(img, "nats:") {
+			continue
+		}
+		n++
+		args := strs(t, name, svc["command"])
+		if len(args) == 0 || args[0] != "nats-server" {
+			t.Errorf("compose %s: command %v, want nats-server first", name, args)
+			continue
+		}
+		fs := flag.NewFlagSet("nats-server", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o, err := server.ConfigureOptions(fs, args[1:], func() {}, func() {}, func() {})
+		if err != nil {
+			t.Errorf("compose %s: %v", name, err)
+			continue
+		}
+		if o.Port == 0 {
+			o.Port = 4222 // the default when no --port is given
+		}
+		check("compose "+name, o, name)
+	}
+	if n != 3 {
+		t.Errorf("compose: %d NATS servers, want 3", n)
 	}
 }
