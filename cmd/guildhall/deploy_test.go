@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -457,5 +458,66 @@ func TestDeployNATS(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("compose: %d NATS servers, want 3", n)
+	}
+}
+
+// TestDeployRedis starts the real redis-server (the one deploy/testdeps
+// installs) with each deployment's Redis arguments, on a loopback port of
+// its own: a directive Redis does not know makes it exit at once.
+func TestDeployRedis(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server not installed (deploy/testdeps/redis.sh installs it)")
+		}
+		t.Skip("redis-server not installed")
+	}
+	var argSets = map[string][]string{}
+	services, _ := yamlDocs(t, filepath.Join("..", "..", "deploy", "compose", "docker-compose.yml"))[0]["services"].(map[string]any)
+	argSets["compose redis"] = strs(t, "compose redis", services["redis"].(map[string]any)["command"])
+	for _, d := range yamlDocs(t, filepath.Join("..", "..", "deploy", "k8s", "redis.yaml")) {
+		if d["kind"] == "StatefulSet" {
+			c := d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+			argSets["k8s redis"] = strs(t, "k8s redis", c["args"])
+		}
+	}
+	if len(argSets) != 2 {
+		t.Fatalf("redis arguments found: %v", argSets)
+	}
+	for where, args := range argSets {
+		if len(args) == 0 || args[0] != "redis-server" {
+			t.Errorf("%s: %v, want redis-server first", where, args)
+			continue
+		}
+		addr := freePort(t)
+		_, port, _ := net.SplitHostPort(addr)
+		cmd := exec.Command(bin, append(args[1:], "--port", port, "--bind", "127.0.0.1", "--dir", t.TempDir(), "--daemonize", "no", "--save", "")...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		checkFor(t, func() error {
+			select {
+			case err := <-exited:
+				exited <- err
+				return nil
+			default:
+			}
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		select {
+		case err := <-exited:
+			t.Errorf("%s: redis-server %v exited: %v\n%s", where, args[1:], err, out.String())
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 	}
 }
