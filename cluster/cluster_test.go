@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
@@ -77,7 +79,7 @@ const (
 // server has exactly n-1 routes.
 func MustCluster(tb testing.TB, n int) []*server.Server {
 	tb.Helper()
-	return mustCluster(tb, n, false)
+	return mustCluster(tb, n, true) // JetStream carries the message log
 }
 
 // mustCluster is MustCluster, with JetStream (clustered, file storage in
@@ -154,6 +156,23 @@ func mustCluster(tb testing.TB, n int, js bool) []*server.Server {
 		}
 		return nil
 	})
+	if js { // wait until JetStream's meta group has a leader
+		nc, err := nats.Connect(servers[0].ClientURL())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer nc.Close()
+		jsc, err := jetstream.New(nc)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		checkFor(tb, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_, err := jsc.AccountInfo(ctx)
+			return err
+		})
+	}
 	return servers
 }
 
@@ -181,6 +200,7 @@ type world struct {
 	resolver *role.Resolver
 	rstore   role.Store
 	store    message.Store
+	log      *messagejs.Log
 	history  *message.Reader
 
 	owner    member.User
@@ -197,7 +217,8 @@ type world struct {
 // newWorld starts the cluster and the store and creates the guild.
 func newWorld(tb testing.TB, users int, sessions bool) *world {
 	tb.Helper()
-	w := &world{servers: mustCluster(tb, numServers, sessions), sessions: sessions}
+	// JetStream always: it carries the message log.
+	w := &world{servers: mustCluster(tb, numServers, true), sessions: sessions}
 	db, err := pebbledb.Open(tb.TempDir(), &pebbledb.Options{Logger: quietPebble{tb}})
 	if err != nil {
 		tb.Fatal(err)
@@ -221,7 +242,22 @@ func newWorld(tb testing.TB, users int, sessions bool) *world {
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1}, // cheap: tests register many users
 	})
 	w.store = messagepebble.New(db)
-	w.history = message.NewReader(w.store, w.resolver)
+	// The message log on the cluster's JetStream and one persister into
+	// the shared store, as cmd/guildhall/run.go wires them.
+	lnc, err := nats.Connect(w.servers[0].ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(lnc.Close)
+	if w.log, err = messagejs.New(context.Background(), lnc, testLogConfig(-1)); err != nil {
+		tb.Fatal(err)
+	}
+	persister, err := message.StartPersister(message.PersisterConfig{Source: w.log, Store: w.store, BatchWait: 5 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { shutdown(tb, persister.Shutdown) })
+	w.history = message.NewReader(w.store, w.resolver, nil, w.log)
 
 	ctx := context.Background()
 	w.owner, _, err = w.members.Register(ctx, "owner", "correct horse")
@@ -343,12 +379,12 @@ func shutdown(tb testing.TB, f func(context.Context) error) {
 // msgInstance is one message-service process: its connection, routing
 // view, service and bus server.
 type msgInstance struct {
-	name  string
-	nc    *nats.Conn
-	view  *subscribe.View
-	svc   *message.Service
-	pub   *countingPub
-	store *gatedStore
+	name string
+	nc   *nats.Conn
+	view *subscribe.View
+	svc  *message.Service
+	pub  *countingPub
+	log  *gatedLog
 }
 
 // startMessage runs a message instance on server i with snowflake node
@@ -371,8 +407,12 @@ func (w *world) startMessageOn(tb testing.TB, nc *nats.Conn, name string, ids me
 	}
 	tb.Cleanup(func() { shutdown(tb, m.view.Shutdown) })
 	m.pub = &countingPub{next: natsrpc.NewFanout(m.nc, m.view, w.rstore), holding: make(chan struct{})}
-	m.store = &gatedStore{Store: w.store, holding: make(chan struct{})}
-	m.svc = message.NewService(m.store, w.resolver, m.pub, ids, nil, nil)
+	mlog, err := messagejs.New(context.Background(), m.nc, testLogConfig(0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.log = &gatedLog{Log: mlog, holding: make(chan struct{})}
+	m.svc = message.NewService(message.Config{Store: w.store, Access: w.resolver, Log: m.log, Publisher: m.pub, IDs: ids})
 	if serve {
 		srv, err := natsrpc.Serve(m.nc, m.svc, nil, natsrpc.ServerConfig{})
 		if err != nil {
@@ -405,22 +445,26 @@ func (p *countingPub) Publish(ctx context.Context, ev message.Event) error {
 	return p.next.Publish(ctx, ev)
 }
 
-// gatedStore is the shared message store; a test can make the instance
-// pause right after it read a channel's last seq (Store.Last, which
-// Service.Send reads before it inserts).
-type gatedStore struct {
-	message.Store
+// testLogConfig is the message log's configuration here: small enough
+// for the test servers' JetStream limits.
+func testLogConfig(lagRefresh time.Duration) messagejs.Config {
+	return messagejs.Config{MaxBytes: 32 << 20, LagRefresh: lagRefresh}
+}
+
+// gatedLog is the instance's message log; a test can make the instance
+// pause right before it appends a new message, its seq already chosen.
+type gatedLog struct {
+	message.Log
 	hold    atomic.Pointer[chan struct{}]
 	holding chan struct{}
 }
 
-func (s *gatedStore) Last(ctx context.Context, channelID uint64) (uint64, uint64, error) {
-	seq, id, err := s.Store.Last(ctx, channelID)
-	if h := s.hold.Load(); h != nil {
-		s.holding <- struct{}{}
+func (l *gatedLog) Append(ctx context.Context, c message.Change, expect uint64, dedupe string) (uint64, message.Change, bool, error) {
+	if h := l.hold.Load(); h != nil && c.Kind == message.ChangeCreate {
+		l.holding <- struct{}{}
 		<-*h
 	}
-	return seq, id, err
+	return l.Log.Append(ctx, c, expect, dedupe)
 }
 
 // linkNode is one link process: its connection, node and HTTP server.
@@ -905,15 +949,11 @@ func wantSeqs(tb testing.TB, who string, got []*pb.Message, want []uint64) {
 }
 
 // crossInstanceOrder says whether a channel's events reach followers in
-// seq order when its sends go through both message instances. They do not
-// yet: even one send at a time, alternating instances, the deliveries of
-// two instances travel two connections and two routes, and a link node
-// now and then (about one run in fifty here) gets seq n+1 before seq n.
-// TestTwoMessageInstancesKeepOrder's order subtests show it on every run
-// (skipped while it is a known gap); the other tests check that every
-// message arrives exactly once and only log an inversion. Set this to
-// true with the fix.
-const crossInstanceOrder = false
+// seq order when its sends go through both message instances. Each
+// instance publishes in the order its sends finish, and a link node now and
+// then gets seq n+1 before seq n; link nodes hold such an event until n
+// comes (link.Config.ReorderWait), so followers get seq order.
+const crossInstanceOrder = true
 
 // wantArrived fails unless got carries exactly the channel seqs want
 // (ascending), and, per crossInstanceOrder, in that order.
@@ -1353,7 +1393,9 @@ type result struct {
 // seq, every send should be accepted, and followers should get the
 // messages in seq order.
 func TestTwoMessageInstancesKeepOrder(t *testing.T) {
-	d := deploy(t, setup{users: 2})
+	// The link nodes wait as long as it takes for a missing seq: the last
+	// subtest holds one back on purpose.
+	d := deploy(t, setup{users: 2, link: link.Config{ReorderWait: time.Minute}})
 	a1 := d.a.dial(t, "u0", d.tokens[0])
 	b1 := d.b.dial(t, "u1", d.tokens[1])
 	a1.subscribe(d.x)
@@ -1429,9 +1471,9 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		}
 	})
 	t.Run("followers get them in seq order", func(t *testing.T) {
-		t.Skip("known gap: two message-service instances publish one channel's events in the order they finish, not in seq order; per-channel order across instances comes with the JetStream send stream (storage issue). Clients order by seq.")
-		// BUG: each instance publishes under its own lock, so an instance
-		// can publish seq n+1 before the other has published seq n.
+		// Each instance publishes under its own lock, so an instance can
+		// publish seq n+1 before the other has published seq n; link nodes
+		// put each channel's creates back in seq order (link/reorder.go).
 		for c, got := range received {
 			var inversions int
 			for i := 1; i < len(got); i++ {
@@ -1480,17 +1522,17 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 	ctx := context.Background()
 	followers := []*gwClient{a1, b1}
 	t.Run("a send that loses the seq race takes the next seq", func(t *testing.T) {
-		// Instance 1 has read the channel's last seq when instance 2 takes
-		// the next one (its store read may simply be slower).
+		// Instance 1 has chosen the channel's next seq when instance 2
+		// takes it (its append may simply be slower).
 		hold := make(chan struct{})
-		d.m1.store.hold.Store(&hold)
+		d.m1.log.hold.Store(&hold)
 		loser := make(chan result, 1)
 		go func() {
 			m, err := d.m1.svc.Send(ctx, d.owner.ID, d.x, "loser", "")
 			loser <- result{m, err}
 		}()
-		<-d.m1.store.holding
-		d.m1.store.hold.Store(nil)
+		<-d.m1.log.holding
+		d.m1.log.hold.Store(nil)
 		winner, err := d.m2.svc.Send(ctx, d.owner.ID, d.x, "winner", "")
 		close(hold)
 		if err != nil {
@@ -1523,10 +1565,11 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		}
 	})
 	t.Run("events of a channel reach followers in seq order", func(t *testing.T) {
-		t.Skip("known gap: two message-service instances publish one channel's events in the order they finish, not in seq order; per-channel order across instances comes with the JetStream send stream (storage issue). Clients order by seq.")
 		// Instance 1 has stored its message and is publishing it (Fanout
 		// reads the server's permission version from the store first) when
-		// instance 2 stores and publishes the next one.
+		// instance 2 stores and publishes the next one. Each instance
+		// publishes under its own lock, so seq n+1 reaches the link nodes
+		// first; they hold it until seq n comes (link/reorder.go).
 		hold := make(chan struct{})
 		d.m1.pub.hold.Store(&hold)
 		first := make(chan result, 1)
@@ -1536,15 +1579,18 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		}()
 		<-d.m1.pub.holding
 		d.m1.pub.hold.Store(nil)
+		before := d.counts()
 		second, err := d.m2.svc.Send(ctx, d.owner.ID, d.x, "second", "")
 		if err != nil {
 			close(hold)
 			t.Fatal(err)
 		}
-		got := map[*gwClient][]*pb.Message{}
-		for _, c := range followers {
-			got[c] = append(got[c], c.message()) // second is out; first is held
-		}
+		checkFor(t, func() error { // the second is on its way to A and B
+			if now := d.counts(); now[0] == before[0] || now[1] == before[1] {
+				return fmt.Errorf("deliveries %v, before %v", now, before)
+			}
+			return nil
+		})
 		close(hold)
 		r := <-first
 		if r.err != nil {
@@ -1553,12 +1599,8 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		if r.m.Seq+1 != second.Seq {
 			t.Fatalf("seqs %d then %d", r.m.Seq, second.Seq)
 		}
-		// BUG (message/service.go Send, "under the lock, so events leave in
-		// seq order"): that holds per process only. Two instances each hold
-		// their own lock, so followers get seq n+1 before seq n.
 		for _, c := range followers {
-			got[c] = append(got[c], c.message())
-			wantSeqs(t, c.name, got[c], []uint64{r.m.Seq, second.Seq})
+			wantSeqs(t, c.name, c.messages(2), []uint64{r.m.Seq, second.Seq})
 		}
 	})
 	t.Run("history after the last message seen has the next one", func(t *testing.T) {

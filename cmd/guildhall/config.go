@@ -59,7 +59,6 @@ type Config struct {
 
 	// JetStreamReplicas of the streams and buckets guildhall creates
 	// (session checkpoints, the message log): 1, or 3 on a NATS cluster.
-	// WIRE(sendpath): give it to the message log (messagejs.Config.Replicas).
 	JetStreamReplicas int
 
 	Command string // CommandServe or CommandMigrate

@@ -30,6 +30,7 @@ import (
 	"github.com/guildhall/guildhall/link"
 	"github.com/guildhall/guildhall/member"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	"github.com/guildhall/guildhall/role"
 	"github.com/guildhall/guildhall/snowflake"
@@ -52,11 +53,13 @@ type Main struct {
 	ln     net.Listener
 	http   *http.Server
 
-	link    *link.Node
-	sub     *subscribe.Service
-	view    *subscribe.View
-	msgSrv  *natsrpc.Server
-	serveCh chan error
+	link   *link.Node
+	sub    *subscribe.Service
+	view   *subscribe.View
+	msgSrv *natsrpc.Server
+	// persister copies the message log into the store.
+	persister *message.Persister
+	serveCh   chan error
 
 	// metrics is what GET /metrics serves; components register on it.
 	metrics *prometheus.Registry
@@ -207,6 +210,14 @@ func (m *Main) Run(ctx context.Context) error {
 		auditLog *audit.Log
 		reads    *message.ReadStates
 	)
+	// The durable message log (JetStream): the message role appends to it
+	// and persists from it; history reads (api, link) look at it.
+	var mlog *messagejs.Log
+	if needStore {
+		if mlog, err = messagejs.New(ctx, m.nc, messagejs.Config{Replicas: c.JetStreamReplicas}); err != nil {
+			return fmt.Errorf("message log: %w", err)
+		}
+	}
 	if needStore {
 		if c.Store == StoreCQL {
 			m.stores, err = m.openDistributed(ctx, m.nc)
@@ -225,7 +236,7 @@ func (m *Main) Run(ctx context.Context) error {
 		messages = st.messages
 		reads, err = message.NewReadStates(message.ReadStatesConfig{
 			Access:     resolver,
-			Messages:   messages,
+			Messages:   message.NewReader(messages, resolver, st.cache, mlog).Recent(),
 			Roles:      rstore,
 			Counters:   st.counters,
 			Store:      st.readStates,
@@ -258,8 +269,15 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
-		stored := acceptedStore{messages, m.stores.counters, m.Log.With("role", RoleMessage)} // WIRE(sendpath)
-		svc := message.NewService(stored, resolver, natsrpc.NewFanout(m.nc, m.view, rstore), ids, nil, m.Log.With("role", RoleMessage))
+		svc := message.NewService(message.Config{
+			Store: messages, Access: resolver, Log: mlog, Publisher: natsrpc.NewFanout(m.nc, m.view, rstore), IDs: ids,
+			Cache: m.stores.cache, Counters: m.stores.counters, Logger: m.Log.With("role", RoleMessage),
+		})
+		if m.persister, err = message.StartPersister(message.PersisterConfig{
+			Source: mlog, Store: messages, Logger: m.Log.With("role", RoleMessage, "component", "persister"),
+		}); err != nil {
+			return fmt.Errorf("message role: %w", err)
+		}
 		if m.msgSrv, err = natsrpc.Serve(m.nc, svc, m.Log.With("role", RoleMessage), natsrpc.ServerConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
@@ -292,7 +310,7 @@ func (m *Main) Run(ctx context.Context) error {
 		mux.Handle("/api/v1/", api.New(api.Services{
 			Members:    members,
 			Messages:   client,
-			History:    message.NewReader(messages, resolver),
+			History:    message.NewReader(messages, resolver, m.stores.cache, mlog),
 			Roles:      roles,
 			Audit:      auditLog,
 			ReadStates: reads,
@@ -307,7 +325,7 @@ func (m *Main) Run(ctx context.Context) error {
 			SmallServer:       smallServer(c.SmallServer),
 			ReadStates:        linkReads{reads},
 			Roles:             rstore,
-			History:           message.NewReader(messages, resolver),
+			History:           message.NewReader(messages, resolver, m.stores.cache, mlog),
 			Sessions:          linkSessions(m.nc, m.Log, c.JetStreamReplicas),
 		})
 		if err != nil {
@@ -390,6 +408,10 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.msgSrv != nil {
 		errs = append(errs, m.msgSrv.Shutdown(ctx))
 		m.msgSrv = nil
+	}
+	if m.persister != nil { // after the service: it drains what was accepted
+		errs = append(errs, m.persister.Shutdown(ctx))
+		m.persister = nil
 	}
 	if m.view != nil {
 		errs = append(errs, m.view.Shutdown(ctx))

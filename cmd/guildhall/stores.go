@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -43,9 +42,9 @@ type stores struct {
 	audit    audit.Store
 	messages message.Store
 	// cache is the central cache of recent history: message/inmem, or
-	// message/redis behind the message/hotcache layer. WIRE(sendpath):
-	// nothing reads it yet; hand it to the message service and reader
-	// (message.Config.Cache) when they take it.
+	// message/redis behind the message/hotcache layer. The message service
+	// writes it once a change is durable; history reads merge it with the
+	// store.
 	cache message.Cache
 	// counters are the unread heads, positions and mention sets:
 	// message/inmem or message/redis.
@@ -53,8 +52,6 @@ type stores struct {
 	// readStates holds read positions durably: message/pebble or
 	// message/cql.
 	readStates message.ReadStateStore
-	// WIRE(persist): the JetStream persister that moves the send log into
-	// messages; started in Run, owned by Main.
 
 	// What the implementations above sit on; nil/zero when unused.
 	db    *pebbledb.DB                  // embedded
@@ -229,26 +226,4 @@ type logWriter struct{ m *Main }
 func (l logWriter) Write(p []byte) (int, error) {
 	l.m.Log.Info("migrate: " + strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// acceptedStore tells the unread counters about every message it stores,
-// so channel heads follow sends. WIRE(sendpath): remove it once
-// message.NewService takes Counters itself (the durable send path calls
-// Accepted, with the message's mentions).
-type acceptedStore struct {
-	message.Store
-	counters message.Counters
-	log      *slog.Logger
-}
-
-func (s acceptedStore) Insert(ctx context.Context, m message.Message) error {
-	if err := s.Store.Insert(ctx, m); err != nil {
-		return err
-	}
-	// The message is stored; a counter that missed it is rebuilt from the
-	// store's head (RaiseHead) when the cache loses it.
-	if err := s.counters.Accepted(ctx, m); err != nil {
-		s.log.Warn("unread counters missed a message", "channel", m.ChannelID, "seq", m.Seq, "err", err)
-	}
-	return nil
 }

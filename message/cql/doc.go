@@ -62,6 +62,32 @@
 // message it is replaying as "already stored" when message_seqs names its
 // ID (Last, for the newest seq, or Get), and as a real conflict otherwise.
 //
+// # Persist
+//
+// Persist writes a batch read from the message log (message.Persister).
+// The log has already ordered the changes and given every seq once, so
+// Persist uses no lightweight transaction for creates and edits: a create
+// is one unlogged batch (one round trip) of plain writes to messages,
+// message_buckets, message_seqs (the claim, without IF NOT EXISTS),
+// the message_channel_meta hint and message_nonces; an edit reads the
+// message and, if it is there, sets content and edited_at; a delete reads
+// it and removes it, then frees its nonce with DELETE ... IF id = <the
+// message> as Delete does. None of it is atomic and all of it is
+// idempotent: a batch replayed after a crash rewrites the same values
+// and ends in the same state. Changes to different messages run in
+// parallel (32 at a time); the changes of one message, and the creates
+// that set one nonce entry, run in log order. That is what makes a batch
+// much cheaper than one Insert (a Paxos round and a logged batch) per
+// message; see docs/benchmarks.md.
+//
+// The persister applies one batch at a time, in log order, across all
+// processes, so Persist's read-then-write of edits and deletes never
+// races another Persist on the same message.
+//
+// Migration 2 adds the mentions: mention_users and mention_roles
+// (frozen<list<bigint>>) and mention_everyone (boolean), left unset when
+// empty.
+//
 // # Last and LastSeq
 //
 // Last reads the hint, then looks in message_seqs for a claim above it:
