@@ -225,11 +225,18 @@ func TestDistributed(t *testing.T) {
 	b := MustRunMain(t, t.TempDir(), append(common, "--roles", "api,link", "--nats-url", a.NATSURL(), "--node-id", "2")...)
 	distributedScenario(t, "http://"+a.Addr(), "http://"+b.Addr(), b.Addr())
 
-	// Metrics: alice's ack went through A's read-state service.
-	if body := get(t, "http://"+a.Addr()+"/metrics", 200); !strings.Contains(body, `guildhall_readstate_acks_total{result="moved"} 1`) ||
-		!strings.Contains(body, "go_goroutines") {
-		t.Errorf("A's /metrics:\n%s", body)
-	}
+	// Metrics: alice's ack went through A's read-state service, and A's
+	// persister writes the three messages (asynchronously: poll).
+	checkFor(t, func() error {
+		body := get(t, "http://"+a.Addr()+"/metrics", 200)
+		for _, want := range []string{`guildhall_readstate_acks_total{result="moved"} 1`, "guildhall_message_persister_persisted_total 3", "go_goroutines"} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("A's /metrics lacks %s", want)
+			}
+		}
+		return nil
+	})
+
 	// Both shut down cleanly and leave no goroutine behind.
 	for _, m := range []*Main{b, a} {
 		if err := m.Close(context.Background()); err != nil {

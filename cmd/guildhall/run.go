@@ -275,6 +275,7 @@ func (m *Main) Run(ctx context.Context) error {
 		})
 		if m.persister, err = message.StartPersister(message.PersisterConfig{
 			Source: mlog, Store: messages, Logger: m.Log.With("role", RoleMessage, "component", "persister"),
+			Registerer: m.metrics,
 		}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
