@@ -517,3 +517,28 @@ func TestSendMentions(t *testing.T) {
 func mentionsEqual(a, b message.Mentions) bool {
 	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Roles, b.Roles) && a.Everyone == b.Everyone
 }
+
+// TestPersisterDropsInvalidRecords: a record the store refuses as
+// invalid (not one the service writes: an ID of 0) is dropped, logged and
+// counted; the records around it are stored and the persister goes on.
+func TestPersisterDropsInvalidRecords(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) { c.noPersister = true })
+	first := e.mustSend(t, e.plain, "before")
+	bad := message.Message{ChannelID: e.channel + 1, Seq: 1, Content: "no ID"}
+	if _, _, _, err := e.log.Append(t.Context(), message.Change{Kind: message.ChangeCreate, Message: bad}, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	second := e.mustSend(t, e.plain, "after")
+	reg := prometheus.NewRegistry()
+	e.startPersister(t, envConfig{persister: message.PersisterConfig{Registerer: reg}})
+	settle(t, e.log)
+	if got := e.stored(t); len(got) != 2 || got[0].ID != first.ID || got[1].ID != second.ID {
+		t.Errorf("stored %+v", got)
+	}
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if f.GetName() == "guildhall_message_persister_errors_total" && f.GetMetric()[0].GetCounter().GetValue() < 1 {
+			t.Errorf("the dropped record was not counted")
+		}
+	}
+}
