@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -541,4 +542,62 @@ func TestPersisterDropsInvalidRecords(t *testing.T) {
 			t.Errorf("the dropped record was not counted")
 		}
 	}
+}
+
+// slowStore adds latency to every Persist.
+type slowStore struct {
+	message.Store
+	delay time.Duration
+}
+
+func (s slowStore) Persist(ctx context.Context, changes []message.Change) error {
+	time.Sleep(s.delay)
+	return s.Store.Persist(ctx, changes)
+}
+
+// TestSlowStore: senders that outrun a slow store get back-pressure
+// errors; retrying them, every message lands once, in seq order.
+func TestSlowStore(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) {
+		c.maxLag = 6
+		c.persister = message.PersisterConfig{BatchSize: 4}
+		c.persistTo = func(s message.Store) message.Store { return slowStore{s, 10 * time.Millisecond} }
+	})
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 20 {
+				for {
+					_, err := e.svc.Send(context.Background(), e.plain.ID, e.channel, fmt.Sprintf("w%d m%d", w, i), fmt.Sprintf("w%d-%d", w, i))
+					if err == nil {
+						break
+					}
+					if guildhall.KindOf(err) != guildhall.Unavailable {
+						t.Errorf("Send: %v", err)
+						return
+					}
+					refused.Add(1)
+					time.Sleep(time.Millisecond) // a client's backoff
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Errorf("no send was refused, with a store slower than the senders")
+	}
+	settle(t, e.log)
+	stored := e.stored(t)
+	if got := seqs(stored); !slices.Equal(got, seqRange(1, 80)) {
+		t.Fatalf("stored seqs %v, want 1..80", got)
+	}
+	seen := map[string]bool{}
+	for _, m := range stored {
+		if seen[m.Content] {
+			t.Errorf("%q stored twice", m.Content)
+		}
+		seen[m.Content] = true
+	}
+	t.Logf("%d sends refused and retried", refused.Load())
 }
