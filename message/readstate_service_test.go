@@ -81,7 +81,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, e *rsEnv)) {
 	}
 }
 
-func newRSEnv(t *testing.T, counters message.UnreadCounters) *rsEnv {
+func newRSEnv(t testing.TB, counters message.UnreadCounters) *rsEnv {
 	t.Helper()
 	ctx := t.Context()
 	db := mustOpen(t)
@@ -110,9 +110,14 @@ func newRSEnv(t *testing.T, counters message.UnreadCounters) *rsEnv {
 	if e.rs, err = message.NewReadStates(e.cfg); err != nil {
 		t.Fatal(err)
 	}
-	e.owner = mustRegister(t, members, "owner")
-	e.plain = mustRegister(t, members, "plain")
-	e.outsider = mustRegister(t, members, "outsider")
+	for _, u := range []struct {
+		dst  *member.User
+		name string
+	}{{&e.owner, "owner"}, {&e.plain, "plain"}, {&e.outsider, "outsider"}} {
+		if *u.dst, _, err = members.Register(ctx, u.name, "password-"+u.name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if e.srv, err = members.CreateServer(ctx, e.owner, "guild"); err != nil {
 		t.Fatal(err)
 	}
