@@ -194,6 +194,7 @@ func TestNonceRetryAcrossServices(t *testing.T) {
 // acked, before the persister stored it; edits too. A failing cache
 // makes reads fall back to the store.
 func TestReadYourWrites(t *testing.T) {
+	defer message.SetPersistWait(50 * time.Millisecond)() // no persister runs: don't wait for it long
 	e := newEnv(t, func(c *envConfig) { c.noPersister = true })
 	ctx := t.Context()
 	var sent []message.Message
