@@ -24,6 +24,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/role"
@@ -65,7 +66,18 @@ func newEnv(t *testing.T) *env {
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
 	store := messagepebble.New(db)
-	svc := message.NewService(store, res, natsrpc.NewFanout(bustest.MustConnect(t, ns), noNodes{}, nil), ids, nil, nil)
+	mlog, err := messagejs.New(t.Context(), bustest.MustConnect(t, ns), messagejs.Config{LagRefresh: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	persister, err := message.StartPersister(message.PersisterConfig{Source: mlog, Store: store, BatchWait: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = persister.Shutdown(context.Background()) })
+	svc := message.NewService(message.Config{
+		Store: store, Access: res, Log: mlog, Publisher: natsrpc.NewFanout(bustest.MustConnect(t, ns), noNodes{}, nil), IDs: ids,
+	})
 	rpc, err := natsrpc.Serve(bustest.MustConnect(t, ns), svc, nil, natsrpc.ServerConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +92,7 @@ func newEnv(t *testing.T) *env {
 	a := api.New(api.Services{
 		Members:  members,
 		Messages: natsrpc.NewClient(bustest.MustConnect(t, ns)),
-		History:  message.NewReader(store, res),
+		History:  message.NewReader(store, res, nil, mlog),
 		Roles:    roles,
 		Audit:    audit.NewLog(auditpebble.New(db), ids, nil, nil, 0),
 	}, nil)

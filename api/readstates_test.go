@@ -8,33 +8,20 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/guildhall/guildhall/api"
+	"github.com/guildhall/guildhall/bus/bustest"
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	"github.com/guildhall/guildhall/message/inmem"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/role"
 	rolepebble "github.com/guildhall/guildhall/role/pebble"
 	"github.com/guildhall/guildhall/snowflake"
 )
-
-// counting is the message service with the counters told about every
-// message sent, as the send path does once a message is durable.
-type counting struct {
-	*message.Service
-	counters message.UnreadCounters
-}
-
-func (c counting) Send(ctx context.Context, actorID, channelID uint64, content, nonce string) (message.Message, error) {
-	m, err := c.Service.Send(ctx, actorID, channelID, content, nonce)
-	if err == nil {
-		m.Mentions = message.ParseMentions(content)
-		err = c.counters.Accepted(ctx, m)
-	}
-	return m, err
-}
 
 // rsEnv is the REST API of one process with read states: Pebble stores,
 // the role resolver, in-process counters.
@@ -60,15 +47,27 @@ func newRSEnv(t *testing.T, withReadStates bool) *rsEnv {
 	store := messagepebble.New(db)
 	counters := inmem.NewCounters(inmem.CountersConfig{})
 	durable := messagepebble.NewReadStates(db)
+	ns := bustest.MustServer(t)
+	mlog, err := messagejs.New(t.Context(), bustest.MustConnect(t, ns), messagejs.Config{LagRefresh: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	persister, err := message.StartPersister(message.PersisterConfig{Source: mlog, Store: store, BatchWait: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = persister.Shutdown(context.Background()) })
+	svc := message.NewService(message.Config{Store: store, Access: res, Log: mlog, Publisher: &rsNopPublisher{}, IDs: ids, Counters: counters})
+	recent := message.NewReader(store, res, nil, mlog)
 	s := api.Services{
 		Members:  members,
-		Messages: counting{message.NewService(store, res, &rsNopPublisher{}, ids, nil, nil), counters},
-		History:  message.NewReader(store, res),
+		Messages: svc,
+		History:  recent,
 		Roles:    roles,
 	}
 	if withReadStates {
 		rs, err := message.NewReadStates(message.ReadStatesConfig{
-			Access: res, Messages: store, Roles: rstore, Counters: counters, Store: durable,
+			Access: res, Messages: recent.Recent(), Roles: rstore, Counters: counters, Store: durable,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
@@ -45,6 +46,30 @@ const (
 	// pb.CacheInvalidation, the channels whose cached history changed.
 	MessageCacheInvalidate = "gh.message.cache.invalidate"
 )
+
+// The message log: one JetStream stream (message/jetstream) holds every
+// accepted change to a message, in per-channel subjects under
+// MessageLogSubjects. Creates and changes of a channel are apart so that
+// the service can check "the channel's last create is still the one I
+// saw" on the create subject alone (optimistic concurrency); both are in
+// one stream, so the persister applies them in the order they were
+// accepted. Payload: pb.MessageLogRecord.
+const MessageLogSubjects = "gh.msglog.>"
+
+// MessageLogCreate is the log subject of a channel's new messages.
+func MessageLogCreate(channelID uint64) string {
+	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".create"
+}
+
+// MessageLogChannel matches every log subject of a channel.
+func MessageLogChannel(channelID uint64) string {
+	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".*"
+}
+
+// MessageLogChange is the log subject of a channel's edits and deletions.
+func MessageLogChange(channelID uint64) string {
+	return "gh.msglog." + strconv.FormatUint(channelID, 10) + ".change"
+}
 
 // UserReadState is the subject of a user's read-state notices
 // (pb.ReadStateNotice): every link node holding a session of the user

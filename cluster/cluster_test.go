@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
@@ -77,7 +79,7 @@ const (
 // server has exactly n-1 routes.
 func MustCluster(tb testing.TB, n int) []*server.Server {
 	tb.Helper()
-	return mustCluster(tb, n, false)
+	return mustCluster(tb, n, true) // JetStream carries the message log
 }
 
 // mustCluster is MustCluster, with JetStream (clustered, file storage in
@@ -154,6 +156,23 @@ func mustCluster(tb testing.TB, n int, js bool) []*server.Server {
 		}
 		return nil
 	})
+	if js { // wait until JetStream's meta group has a leader
+		nc, err := nats.Connect(servers[0].ClientURL())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer nc.Close()
+		jsc, err := jetstream.New(nc)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		checkFor(tb, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_, err := jsc.AccountInfo(ctx)
+			return err
+		})
+	}
 	return servers
 }
 
@@ -181,6 +200,7 @@ type world struct {
 	resolver *role.Resolver
 	rstore   role.Store
 	store    message.Store
+	log      *messagejs.Log
 	history  *message.Reader
 
 	owner    member.User
@@ -197,7 +217,8 @@ type world struct {
 // newWorld starts the cluster and the store and creates the guild.
 func newWorld(tb testing.TB, users int, sessions bool) *world {
 	tb.Helper()
-	w := &world{servers: mustCluster(tb, numServers, sessions), sessions: sessions}
+	// JetStream always: it carries the message log.
+	w := &world{servers: mustCluster(tb, numServers, true), sessions: sessions}
 	db, err := pebbledb.Open(tb.TempDir(), &pebbledb.Options{Logger: quietPebble{tb}})
 	if err != nil {
 		tb.Fatal(err)
@@ -221,7 +242,22 @@ func newWorld(tb testing.TB, users int, sessions bool) *world {
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1}, // cheap: tests register many users
 	})
 	w.store = messagepebble.New(db)
-	w.history = message.NewReader(w.store, w.resolver)
+	// The message log on the cluster's JetStream and one persister into
+	// the shared store, as cmd/guildhall/run.go wires them.
+	lnc, err := nats.Connect(w.servers[0].ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(lnc.Close)
+	if w.log, err = messagejs.New(context.Background(), lnc, testLogConfig(-1)); err != nil {
+		tb.Fatal(err)
+	}
+	persister, err := message.StartPersister(message.PersisterConfig{Source: w.log, Store: w.store, BatchWait: 5 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { shutdown(tb, persister.Shutdown) })
+	w.history = message.NewReader(w.store, w.resolver, nil, w.log)
 
 	ctx := context.Background()
 	w.owner, _, err = w.members.Register(ctx, "owner", "correct horse")
@@ -343,12 +379,12 @@ func shutdown(tb testing.TB, f func(context.Context) error) {
 // msgInstance is one message-service process: its connection, routing
 // view, service and bus server.
 type msgInstance struct {
-	name  string
-	nc    *nats.Conn
-	view  *subscribe.View
-	svc   *message.Service
-	pub   *countingPub
-	store *gatedStore
+	name string
+	nc   *nats.Conn
+	view *subscribe.View
+	svc  *message.Service
+	pub  *countingPub
+	log  *gatedLog
 }
 
 // startMessage runs a message instance on server i with snowflake node
@@ -371,8 +407,12 @@ func (w *world) startMessageOn(tb testing.TB, nc *nats.Conn, name string, ids me
 	}
 	tb.Cleanup(func() { shutdown(tb, m.view.Shutdown) })
 	m.pub = &countingPub{next: natsrpc.NewFanout(m.nc, m.view, w.rstore), holding: make(chan struct{})}
-	m.store = &gatedStore{Store: w.store, holding: make(chan struct{})}
-	m.svc = message.NewService(m.store, w.resolver, m.pub, ids, nil, nil)
+	mlog, err := messagejs.New(context.Background(), m.nc, testLogConfig(0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.log = &gatedLog{Log: mlog, holding: make(chan struct{})}
+	m.svc = message.NewService(message.Config{Store: w.store, Access: w.resolver, Log: m.log, Publisher: m.pub, IDs: ids})
 	if serve {
 		srv, err := natsrpc.Serve(m.nc, m.svc, nil, natsrpc.ServerConfig{})
 		if err != nil {
@@ -405,22 +445,26 @@ func (p *countingPub) Publish(ctx context.Context, ev message.Event) error {
 	return p.next.Publish(ctx, ev)
 }
 
-// gatedStore is the shared message store; a test can make the instance
-// pause right after it read a channel's last seq (Store.Last, which
-// Service.Send reads before it inserts).
-type gatedStore struct {
-	message.Store
+// testLogConfig is the message log's configuration here: small enough
+// for the test servers' JetStream limits.
+func testLogConfig(lagRefresh time.Duration) messagejs.Config {
+	return messagejs.Config{MaxBytes: 32 << 20, LagRefresh: lagRefresh}
+}
+
+// gatedLog is the instance's message log; a test can make the instance
+// pause right before it appends a new message, its seq already chosen.
+type gatedLog struct {
+	message.Log
 	hold    atomic.Pointer[chan struct{}]
 	holding chan struct{}
 }
 
-func (s *gatedStore) Last(ctx context.Context, channelID uint64) (uint64, uint64, error) {
-	seq, id, err := s.Store.Last(ctx, channelID)
-	if h := s.hold.Load(); h != nil {
-		s.holding <- struct{}{}
+func (l *gatedLog) Append(ctx context.Context, c message.Change, expect uint64, dedupe string) (uint64, message.Change, bool, error) {
+	if h := l.hold.Load(); h != nil && c.Kind == message.ChangeCreate {
+		l.holding <- struct{}{}
 		<-*h
 	}
-	return seq, id, err
+	return l.Log.Append(ctx, c, expect, dedupe)
 }
 
 // linkNode is one link process: its connection, node and HTTP server.
@@ -1478,17 +1522,17 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 	ctx := context.Background()
 	followers := []*gwClient{a1, b1}
 	t.Run("a send that loses the seq race takes the next seq", func(t *testing.T) {
-		// Instance 1 has read the channel's last seq when instance 2 takes
-		// the next one (its store read may simply be slower).
+		// Instance 1 has chosen the channel's next seq when instance 2
+		// takes it (its append may simply be slower).
 		hold := make(chan struct{})
-		d.m1.store.hold.Store(&hold)
+		d.m1.log.hold.Store(&hold)
 		loser := make(chan result, 1)
 		go func() {
 			m, err := d.m1.svc.Send(ctx, d.owner.ID, d.x, "loser", "")
 			loser <- result{m, err}
 		}()
-		<-d.m1.store.holding
-		d.m1.store.hold.Store(nil)
+		<-d.m1.log.holding
+		d.m1.log.hold.Store(nil)
 		winner, err := d.m2.svc.Send(ctx, d.owner.ID, d.x, "winner", "")
 		close(hold)
 		if err != nil {

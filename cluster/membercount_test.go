@@ -23,6 +23,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
@@ -175,7 +176,11 @@ func newCostWorld(b *testing.B, members, online int) *costWorld {
 	cw.batch = natsrpc.StartFanout(mnc, view, rstore, nil, natsrpc.FanoutConfig{})
 	b.Cleanup(func() { shutdown(b, cw.batch.Shutdown) })
 	cw.pub.cur.Store(cw.direct)
-	msvc := message.NewService(messagepebble.New(db), resolver, cw.pub, mustIDs(b, 1, nil), nil, nil)
+	mlog, err := messagejs.New(context.Background(), mnc, testLogConfig(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msvc := message.NewService(message.Config{Store: messagepebble.New(db), Access: resolver, Log: mlog, Publisher: cw.pub, IDs: mustIDs(b, 1, nil)})
 	rpc, err := natsrpc.Serve(mnc, msvc, nil, natsrpc.ServerConfig{})
 	if err != nil {
 		b.Fatal(err)

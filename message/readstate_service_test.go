@@ -10,11 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/bus/bustest"
 	"github.com/guildhall/guildhall/internal/redisdb/redistest"
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	"github.com/guildhall/guildhall/message/inmem"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	msgredis "github.com/guildhall/guildhall/message/redis"
 	"github.com/guildhall/guildhall/role"
@@ -79,7 +81,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, e *rsEnv)) {
 	}
 }
 
-func newRSEnv(t *testing.T, counters message.UnreadCounters) *rsEnv {
+func newRSEnv(t testing.TB, counters message.UnreadCounters) *rsEnv {
 	t.Helper()
 	ctx := t.Context()
 	db := mustOpen(t)
@@ -95,19 +97,27 @@ func newRSEnv(t *testing.T, counters message.UnreadCounters) *rsEnv {
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
 	store := messagepebble.New(db)
+	mlog := mustLog(t, bustest.MustServer(t), messagejs.Config{})
+	mustPersister(t, message.PersisterConfig{Source: mlog, Store: store})
 	e := &rsEnv{
-		svc: message.NewService(store, res, &recorder{}, ids, nil, nil), counters: counters,
-		durable: messagepebble.NewReadStates(db), store: store, roles: roles, members: members, notes: &notes{},
+		svc:      message.NewService(message.Config{Store: store, Access: res, Log: mlog, Publisher: &recorder{}, IDs: ids, Counters: counters}),
+		counters: counters,
+		durable:  messagepebble.NewReadStates(db), store: store, roles: roles, members: members, notes: &notes{},
 	}
-	e.cfg = message.ReadStatesConfig{Access: res, Messages: store, Roles: rstore, Counters: counters, Store: e.durable, Notifier: e.notes}
+	e.cfg = message.ReadStatesConfig{Access: res, Messages: message.NewReader(store, res, nil, mlog).Recent(), Roles: rstore, Counters: counters, Store: e.durable, Notifier: e.notes}
 	e.reg = prometheus.NewRegistry()
 	e.cfg.Registerer = e.reg
 	if e.rs, err = message.NewReadStates(e.cfg); err != nil {
 		t.Fatal(err)
 	}
-	e.owner = mustRegister(t, members, "owner")
-	e.plain = mustRegister(t, members, "plain")
-	e.outsider = mustRegister(t, members, "outsider")
+	for _, u := range []struct {
+		dst  *member.User
+		name string
+	}{{&e.owner, "owner"}, {&e.plain, "plain"}, {&e.outsider, "outsider"}} {
+		if *u.dst, _, err = members.Register(ctx, u.name, "password-"+u.name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if e.srv, err = members.CreateServer(ctx, e.owner, "guild"); err != nil {
 		t.Fatal(err)
 	}
@@ -134,17 +144,13 @@ func newRSEnv(t *testing.T, counters message.UnreadCounters) *rsEnv {
 	return e
 }
 
-// send sends content to ch as author and records it in the counters, as
-// the message service does once the send is durable.
+// send sends content to ch as author through the message service, which
+// parses its mentions and records it in the counters once it is durable.
 func (e *rsEnv) send(t *testing.T, author member.User, ch uint64, content string) message.Message {
 	t.Helper()
 	m, err := e.svc.Send(t.Context(), author.ID, ch, content, "")
 	if err != nil {
 		t.Fatalf("Send(%q): %v", content, err)
-	}
-	m.Mentions = message.ParseMentions(content)
-	if err := e.counters.Accepted(t.Context(), m); err != nil {
-		t.Fatal(err)
 	}
 	return m
 }

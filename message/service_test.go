@@ -12,12 +12,15 @@ import (
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/bus/bustest"
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/role"
 	rolepebble "github.com/guildhall/guildhall/role/pebble"
@@ -72,6 +75,9 @@ func (r *recorder) Events() []message.Event {
 type env struct {
 	svc     *message.Service
 	store   message.Store
+	log     *messagejs.Log
+	ns      *server.Server
+	cache   *memCache
 	access  message.Access
 	ids     *snowflake.Generator
 	members *member.Service
@@ -83,8 +89,21 @@ type env struct {
 	channel                uint64 // "general" of srv
 }
 
-func newEnv(t *testing.T) *env {
+// envConfig varies newEnv.
+type envConfig struct {
+	noPersister bool                              // start no persister
+	persistTo   func(message.Store) message.Store // wraps the store the persister writes
+	persister   message.PersisterConfig           // BatchSize and the like
+	maxLag      uint64
+	access      func(message.Access) message.Access // wraps access
+}
+
+func newEnv(t *testing.T, opts ...func(*envConfig)) *env {
 	t.Helper()
+	var cfg envConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	db := mustOpen(t)
 	ids, err := snowflake.New(1, nil)
 	if err != nil {
@@ -99,14 +118,29 @@ func newEnv(t *testing.T) *env {
 	})
 	store := messagepebble.New(db)
 	pub := &recorder{}
+	ns := bustest.MustServer(t)
+	mlog := mustLog(t, ns, messagejs.Config{})
+	cache := newMemCache()
+	var access message.Access = res
+	if cfg.access != nil {
+		access = cfg.access(res)
+	}
 	e := &env{
-		svc:     message.NewService(store, res, pub, ids, clk.Now, nil),
+		svc: message.NewService(message.Config{
+			Store: store, Access: access, Log: mlog, Publisher: pub, IDs: ids, Cache: cache, Now: clk.Now, MaxLag: cfg.maxLag,
+		}),
 		store:   store,
-		access:  res,
+		log:     mlog,
+		ns:      ns,
+		cache:   cache,
+		access:  access,
 		ids:     ids,
 		members: members,
 		pub:     pub,
 		clock:   clk,
+	}
+	if !cfg.noPersister {
+		e.startPersister(t, cfg)
 	}
 	ctx := t.Context()
 	e.owner = mustRegister(t, members, "owner")
@@ -128,6 +162,18 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// startPersister runs a persister into e's store (wrapped by
+// cfg.persistTo) until the test ends.
+func (e *env) startPersister(t *testing.T, cfg envConfig) *message.Persister {
+	t.Helper()
+	pc := cfg.persister
+	pc.Source, pc.Store = e.log, e.store
+	if cfg.persistTo != nil {
+		pc.Store = cfg.persistTo(e.store)
+	}
+	return mustPersister(t, pc)
 }
 
 func mustRegister(t *testing.T, members *member.Service, name string) member.User {
@@ -172,9 +218,10 @@ func (e *env) mustSend(t *testing.T, author member.User, content string) message
 }
 
 // history is the whole history of the channel as the owner sees it,
-// newest first.
+// newest first, once the persister has stored everything.
 func (e *env) history(t *testing.T) []message.Message {
 	t.Helper()
+	settle(t, e.log)
 	list, err := e.svc.History(t.Context(), e.owner.ID, e.channel, message.Query{Limit: message.MaxPage})
 	if err != nil {
 		t.Fatalf("History: %v", err)
@@ -336,10 +383,13 @@ func TestSendNonceRetry(t *testing.T) {
 		t.Errorf("sends without nonce: %+v, %+v", a, b)
 	}
 
-	// A deleted message frees its nonce.
+	// A deleted message frees its nonce, once the deletion is persisted
+	// (until then a retry still finds the message in the log's duplicate
+	// window).
 	if err := e.svc.Delete(t.Context(), e.plain.ID, e.channel, first.ID); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, e.log)
 	again, err := e.svc.Send(t.Context(), e.plain.ID, e.channel, "once more", "abc")
 	if err != nil {
 		t.Fatal(err)
@@ -671,46 +721,66 @@ func TestTyping(t *testing.T) {
 	}
 }
 
-// racingStore is the real store with another writer that takes the seq
-// the service read, just before the service's first inserts.
-type racingStore struct {
-	message.Store
+// racingLog is the real log with another writer (another message
+// service process) that appends a create to the channel just before each
+// of the service's first appends, taking the seq the service picked.
+type racingLog struct {
+	message.Log
 	ids   *snowflake.Generator
 	races int
 }
 
-func (r *racingStore) Insert(ctx context.Context, m message.Message) error {
-	if r.races > 0 {
+func (r *racingLog) Append(ctx context.Context, c message.Change, expect uint64, dedupe string) (uint64, message.Change, bool, error) {
+	if r.races > 0 && c.Kind == message.ChangeCreate {
 		r.races--
-		other := m
-		other.ID, other.Nonce, other.Content = r.ids.Next(), "", "the other writer's"
-		if err := r.Store.Insert(ctx, other); err != nil {
-			return err
+		h, ok, err := r.Log.Head(ctx, c.Message.ChannelID)
+		if err != nil {
+			return 0, message.Change{}, false, err
+		}
+		other := c.Message
+		other.ID, other.Nonce, other.Content, other.Seq = r.ids.Next(), "", "the other writer's", h.Seq+1
+		if !ok {
+			other.Seq = 1
+		}
+		if _, _, _, err := r.Log.Append(ctx, message.Change{Kind: message.ChangeCreate, Message: other}, h.Pos, ""); err != nil {
+			return 0, message.Change{}, false, err
 		}
 	}
-	return r.Store.Insert(ctx, m)
+	return r.Log.Append(ctx, c, expect, dedupe)
 }
 
 // TestSendRetriesWhenAnotherWriterTookTheSeq: with several message
-// service processes, a seq can be taken between reading LastSeq and
-// inserting; the store refuses, the service reads again and succeeds.
+// service processes, another create can reach the channel between this
+// service's look at the head and its append; the log refuses, the
+// service looks again and succeeds.
 func TestSendRetriesWhenAnotherWriterTookTheSeq(t *testing.T) {
 	e := newEnv(t)
-	racing := &racingStore{Store: e.store, ids: e.ids, races: 3}
-	svc := message.NewService(racing, e.access, e.pub, e.ids, nil, nil)
+	e.mustSend(t, e.plain, "first")
+	racing := &racingLog{Log: e.log, ids: e.ids, races: 3}
+	svc := message.NewService(message.Config{Store: e.store, Access: e.access, Log: racing, Publisher: e.pub, IDs: e.ids})
 	m, err := svc.Send(t.Context(), e.plain.ID, e.channel, "mine", "n-race")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Seq != 4 {
-		t.Fatalf("seq %d, want 4 (after the other writer's 1, 2, 3)", m.Seq)
+	if m.Seq != 5 {
+		t.Fatalf("seq %d, want 5 (after 1 and the other writer's 2, 3, 4)", m.Seq)
 	}
-	if h := e.history(t); len(h) != 4 || h[0].ID != m.ID {
+	h := e.history(t)
+	if len(h) != 5 || h[0].ID != m.ID || !slices.Equal(seqs(h), []uint64{5, 4, 3, 2, 1}) {
 		t.Fatalf("history %+v", h)
 	}
 	// Past the attempts, the caller is told to retry, and nothing is stored.
 	racing.races = 100
 	if _, err := svc.Send(t.Context(), e.plain.ID, e.channel, "busy", ""); guildhall.KindOf(err) != guildhall.Unavailable {
 		t.Fatalf("send in a too busy channel: %v", err)
+	}
+	h = e.history(t)
+	for _, m := range h {
+		if m.Content == "busy" {
+			t.Fatalf("a refused send was stored: %+v", m)
+		}
+	}
+	if !slices.Equal(seqs(h[len(h)-5:]), []uint64{5, 4, 3, 2, 1}) {
+		t.Fatalf("history %v", seqs(h))
 	}
 }

@@ -307,3 +307,14 @@ func (r *Resolver) memberRoles(ctx context.Context, serverID, userID, version ui
 	r.mu.Unlock()
 	return ids, nil
 }
+
+// CanMentionEveryone reports whether userID may mention @everyone (and
+// @here) in channelID: MENTION_EVERYONE there, besides what sending needs.
+// A channel the user cannot view is NotFound.
+func (r *Resolver) CanMentionEveryone(ctx context.Context, userID, channelID uint64) (bool, error) {
+	_, err := r.Require(ctx, userID, channelID, ViewChannel|SendMessages|MentionEveryone)
+	if err != nil && guildhall.KindOf(err) == guildhall.Forbidden {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -224,3 +224,40 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	})
 }
+
+// TestCanMentionEveryone: MENTION_EVERYONE in the channel, with what
+// sending needs; a hidden channel is NotFound.
+func TestCanMentionEveryone(t *testing.T) {
+	w := mustWorld(t)
+	ctx := context.Background()
+	can := func(u memberpkg.User) bool {
+		t.Helper()
+		ok, err := w.res.CanMentionEveryone(ctx, u.ID, w.channel.ID)
+		if err != nil {
+			t.Fatalf("CanMentionEveryone: %v", err)
+		}
+		return ok
+	}
+	if !can(w.owner) {
+		t.Error("the owner may not mention everyone")
+	}
+	before := can(w.plain)
+	if err := w.roles.PutOverwrite(ctx, w.owner.ID, w.channel.ID, role.Overwrite{ID: w.plain.ID, Type: role.OverwriteMember, Deny: role.MentionEveryone}); err != nil {
+		t.Fatal(err)
+	}
+	if can(w.plain) {
+		t.Errorf("plain mentions everyone with MENTION_EVERYONE denied (before: %v)", before)
+	}
+	if err := w.roles.PutOverwrite(ctx, w.owner.ID, w.channel.ID, role.Overwrite{ID: w.plain.ID, Type: role.OverwriteMember, Allow: role.MentionEveryone}); err != nil {
+		t.Fatal(err)
+	}
+	if !can(w.plain) {
+		t.Error("plain may not mention everyone with MENTION_EVERYONE allowed")
+	}
+	if err := w.roles.PutOverwrite(ctx, w.owner.ID, w.channel.ID, role.Overwrite{ID: w.plain.ID, Type: role.OverwriteMember, Deny: role.ViewChannel}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.res.CanMentionEveryone(ctx, w.plain.ID, w.channel.ID); guildhall.KindOf(err) != guildhall.NotFound {
+		t.Errorf("hidden channel: %v, want NotFound", err)
+	}
+}

@@ -4,9 +4,10 @@
 #   2. proto types: web/sdk/src/proto.gen.ts matches proto/*.proto
 #   3. bundle staleness: rebuilding the app gives the committed web/dist
 #   4. Go: go vet + go test of the web package (the embedded handler)
-#   5. SDK unit tests (Vitest)
-#   6. end-to-end tests in headless Chromium against a real guildhall
-#      (built from this checkout with go build)
+#   5. the SDK type-checks and builds (tsc → web/sdk/dist)
+#   6. SDK unit tests (Vitest)
+#   7. end-to-end tests against a real guildhall built from this checkout:
+#      the app in headless Chromium, and the SDK from Node
 # Prints "N passed, N failed" last and exits non-zero if anything failed.
 # Needs Node 20+, Go, and Debian's chromium (CHROMIUM=/path to override).
 # UPDATE_SCREENSHOTS=1 writes the e2e screenshots to docs/screenshots.
@@ -39,7 +40,8 @@ count_vitest() {
 
 count_e2e() {
   local out=$tmp/e2e.tap
-  node --test --test-concurrency=1 --test-reporter=tap e2e/ | tee "$out"
+  # Node 20 needs the flag for the WebSocket the SDK test uses; later Nodes have it anyway.
+  node --experimental-websocket --test --test-concurrency=1 --test-reporter=tap e2e/ 2> >(grep -v ExperimentalWarning >&2) | tee "$out"
   local rc=${PIPESTATUS[0]}
   local p f
   p=$(grep -E '^ok [0-9]+' "$out" | grep -vc '# SKIP'); f=$(grep -cE '^not ok [0-9]+' "$out")
@@ -53,6 +55,7 @@ if ! npm ci --no-audit --no-fund; then
 fi
 step "proto types up to date" node scripts/protogen.mjs --check
 step "bundle up to date" node scripts/check-stale.mjs
+step "SDK type-checks and builds (tsc)" npm run --silent build:sdk
 step "go vet + go test ./web" bash -c "cd '$root' && go vet ./web && go test -count=1 ./web"
 echo "== SDK unit tests"; count_vitest
 echo "== building guildhall for the browser tests"

@@ -15,6 +15,12 @@ import (
 //go:embed all:dist
 var dist embed.FS
 
+// csp allows the app's own scripts and styles, its API and gateway (same
+// origin, ws included), inline style attributes and data: images (the
+// favicon), and no framing.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+
 // Handler serves the web client. Files of the bundle are served as they are:
 // hashed assets under /assets/ are cached for a year (their names change
 // with their content), everything else must be revalidated. Any other GET
@@ -60,6 +66,7 @@ func Handler() http.Handler {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Referrer-Policy", "same-origin")
+		w.Header().Set("Content-Security-Policy", csp)
 		if r.Method == http.MethodHead {
 			return
 		}

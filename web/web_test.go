@@ -22,6 +22,9 @@ func TestHandler(t *testing.T) {
 		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `<div id="app">`) {
 			t.Errorf("GET %s: %d, want the app's index.html", p, rec.Code)
 		}
+		if !strings.Contains(rec.Header().Get("Content-Security-Policy"), "frame-ancestors") {
+			t.Errorf("GET %s: no Content-Security-Policy", p)
+		}
 		if cc := rec.Header().Get("Cache-Control"); cc != "no-cache" {
 			t.Errorf("GET %s: Cache-Control %q, want no-cache", p, cc)
 		}

@@ -103,3 +103,9 @@ func BenchmarkInsertParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPersist compares one Insert per message with the persister's
+// batches of 500 (see messagetest.BenchPersist).
+func BenchmarkPersist(b *testing.B) {
+	messagetest.BenchPersist(b, func(b *testing.B) message.Store { s, _ := mustStore(b); return s }, 500)
+}

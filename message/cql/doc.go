@@ -55,12 +55,36 @@
 // the claim. A batch that timed out (Unavailable) may still be applied
 // later from the batchlog.
 //
-// Inserting the very message that already holds its seq, as a replay of a
-// stream would, is a Conflict like any taken seq (the contract says so)
-// and changes nothing: it cannot bring back a deleted message or undo an
-// edit. A persister that replays a stream should take a Conflict on a
-// message it is replaying as "already stored" when message_seqs names its
-// ID (Last, for the newest seq, or Get), and as a real conflict otherwise.
+// Inserting the very message that already holds its seq is a Conflict
+// like any taken seq (the contract says so) and changes nothing: it cannot
+// bring back a deleted message or undo an edit. Replaying the message log
+// is Persist's job, which is idempotent (below).
+//
+// # Persist
+//
+// Persist writes a batch read from the message log (message.Persister).
+// The log has already ordered the changes and given every seq once, so
+// Persist uses no lightweight transaction for creates and edits: a create
+// is one unlogged batch (one round trip) of plain writes to messages,
+// message_buckets, message_seqs (the claim, without IF NOT EXISTS),
+// the message_channel_meta hint and message_nonces; an edit reads the
+// message and, if it is there, sets content and edited_at; a delete reads
+// it and removes it, then frees its nonce with DELETE ... IF id = <the
+// message> as Delete does. None of it is atomic and all of it is
+// idempotent: a batch replayed after a crash rewrites the same values
+// and ends in the same state. Changes to different messages run in
+// parallel (32 at a time); the changes of one message, and the creates
+// that set one nonce entry, run in log order. That is what makes a batch
+// much cheaper than one Insert (a Paxos round and a logged batch) per
+// message; see docs/benchmarks.md.
+//
+// The persister applies one batch at a time, in log order, across all
+// processes, so Persist's read-then-write of edits and deletes never
+// races another Persist on the same message.
+//
+// Migration 2 adds the mentions: mention_users and mention_roles
+// (frozen<list<bigint>>) and mention_everyone (boolean), left unset when
+// empty.
 //
 // # Last and LastSeq
 //
@@ -84,10 +108,9 @@
 // Delete keeps the message's seq taken and the hint as it is.
 //
 // The store does not enforce that a nonce is used once per author and
-// channel: message.Service checks ByNonce before it inserts, under its
-// per-channel lock, which is per process. Two processes handling the same
-// nonce at the same moment can both insert, and ByNonce then finds the
-// later one.
+// channel: message.Service checks ByNonce before it appends to the log,
+// and the log's duplicate window (Nats-Msg-Id, message/jetstream) makes
+// a retry through any process within it return the first message.
 //
 // # History pages
 //

@@ -51,6 +51,12 @@ var Migrations = []cqldb.Migration{
 			id         bigint,
 			PRIMARY KEY ((channel_id, author_id, nonce)))`,
 	}},
+	{Version: 2, Name: "message mentions", Statements: []string{
+		`ALTER TABLE messages ADD IF NOT EXISTS (
+			mention_users    frozen<list<bigint>>,
+			mention_roles    frozen<list<bigint>>,
+			mention_everyone boolean)`,
+	}},
 }
 
 // BucketWidth is the span of snowflake time one history partition

@@ -15,11 +15,11 @@ import (
 // Statements; doc.go describes the tables. IDs are bound as uint64, which
 // gocql stores as the bigint with the same bits, and read back the same way.
 const (
-	msgColumns = `id, server_id, author_id, seq, nonce, content, created_at, edited_at`
+	msgColumns = `id, server_id, author_id, seq, nonce, content, created_at, edited_at, mention_users, mention_roles, mention_everyone`
 
 	stmtSeqID         = `SELECT id FROM message_seqs WHERE channel_id = ? AND block = ? AND seq = ?`
 	stmtClaimSeq      = `INSERT INTO message_seqs (channel_id, block, seq, id) VALUES (?, ?, ?, ?) IF NOT EXISTS`
-	stmtInsertMessage = `INSERT INTO messages (channel_id, bucket, id, server_id, author_id, seq, nonce, content, created_at, edited_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	stmtInsertMessage = `INSERT INTO messages (channel_id, bucket, id, server_id, author_id, seq, nonce, content, created_at, edited_at, mention_users, mention_roles, mention_everyone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	stmtAddBucket     = `INSERT INTO message_buckets (channel_id, bucket) VALUES (?, ?)`
 	stmtRaiseLast     = `UPDATE message_channel_meta USING TIMESTAMP ? SET last_seq = ?, last_id = ? WHERE channel_id = ?`
 	stmtPutNonce      = `INSERT INTO message_nonces (channel_id, author_id, nonce, id) VALUES (?, ?, ?, ?)`
@@ -97,8 +97,7 @@ func (s *Store) Insert(ctx context.Context, m message.Message) error {
 	// The seq is ours. If this batch fails, the seq stays taken with no
 	// message, like the seq of a deleted message.
 	b := s.session.NewBatch(gocql.LoggedBatch).WithContext(ctx)
-	b.Query(stmtInsertMessage, m.ChannelID, Bucket(m.ID), m.ID, m.ServerID, m.AuthorID, m.Seq,
-		unsetIf(m.Nonce == "", m.Nonce), m.Content, unsetIf(m.CreatedAt.IsZero(), m.CreatedAt), unsetIf(m.EditedAt.IsZero(), m.EditedAt))
+	b.Query(stmtInsertMessage, insertArgs(m)...)
 	b.Query(stmtAddBucket, m.ChannelID, Bucket(m.ID))
 	// The write time of last_seq and last_id is the seq itself, so the
 	// largest seq wins whatever order the writes land in.
@@ -107,6 +106,14 @@ func (s *Store) Insert(ctx context.Context, m message.Message) error {
 		b.Query(stmtPutNonce, m.ChannelID, m.AuthorID, m.Nonce, m.ID)
 	}
 	return wrap(op, s.session.ExecuteBatch(b))
+}
+
+// insertArgs are the arguments of stmtInsertMessage for m.
+func insertArgs(m message.Message) []any {
+	return []any{m.ChannelID, Bucket(m.ID), m.ID, m.ServerID, m.AuthorID, m.Seq,
+		unsetIf(m.Nonce == "", m.Nonce), m.Content, unsetIf(m.CreatedAt.IsZero(), m.CreatedAt), unsetIf(m.EditedAt.IsZero(), m.EditedAt),
+		unsetIf(len(m.Mentions.Users) == 0, m.Mentions.Users), unsetIf(len(m.Mentions.Roles) == 0, m.Mentions.Roles),
+		unsetIf(!m.Mentions.Everyone, m.Mentions.Everyone)}
 }
 
 // unsetIf leaves a column out of an INSERT when empty, rather than
@@ -216,8 +223,12 @@ func storable(id uint64) bool { return id != 0 && id <= math.MaxInt64 }
 // scan appends the rows of iter, columns msgColumns, to page as messages
 // of channelID, and closes iter.
 func scan(iter *gocqlx.Iterx, channelID uint64, page []message.Message) ([]message.Message, error) {
-	m := message.Message{ChannelID: channelID}
-	for iter.Scan(&m.ID, &m.ServerID, &m.AuthorID, &m.Seq, &m.Nonce, &m.Content, &m.CreatedAt, &m.EditedAt) {
+	for {
+		m := message.Message{ChannelID: channelID}
+		if !iter.Scan(&m.ID, &m.ServerID, &m.AuthorID, &m.Seq, &m.Nonce, &m.Content, &m.CreatedAt, &m.EditedAt,
+			&m.Mentions.Users, &m.Mentions.Roles, &m.Mentions.Everyone) {
+			break
+		}
 		page = append(page, m)
 	}
 	return page, iter.Close()

@@ -46,6 +46,12 @@ func Run(t *testing.T, newStore func(t *testing.T) message.Store) {
 		{"List", testList},
 		{"ListAroundGaps", testListAroundGaps},
 		{"ListIsolated", testListIsolated},
+		{"Mentions", testMentions},
+		{"PersistCreate", testPersistCreate},
+		{"PersistReplay", testPersistReplay},
+		{"PersistInOrder", testPersistInOrder},
+		{"PersistMissing", testPersistMissing},
+		{"PersistAfterInsert", testPersistAfterInsert},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -485,4 +491,191 @@ func testIDsGrowWithSeq(t *testing.T, s message.Store) {
 		t.Fatalf("Last = %d, %d, %v; want 2, 101", seq, id, err)
 	}
 	wantLastSeq(t, s, chA, 2)
+}
+
+func create(m message.Message) message.Change {
+	return message.Change{Kind: message.ChangeCreate, Message: m}
+}
+
+func edit(m message.Message, content string, at time.Time) message.Change {
+	m.Content, m.EditedAt = content, at
+	return message.Change{Kind: message.ChangeEdit, Message: m}
+}
+
+func del(ch, id uint64) message.Change {
+	return message.Change{Kind: message.ChangeDelete, Message: message.Message{ChannelID: ch, ID: id}}
+}
+
+// MustPersist persists changes or fails tb.
+func MustPersist(tb testing.TB, s message.Store, changes ...message.Change) {
+	tb.Helper()
+	if err := s.Persist(tb.Context(), changes); err != nil {
+		tb.Fatalf("Persist(%d changes): %v", len(changes), err)
+	}
+}
+
+func mustGet(tb testing.TB, s message.Store, ch, id uint64) message.Message {
+	tb.Helper()
+	m, err := s.Get(tb.Context(), ch, id)
+	if err != nil {
+		tb.Fatalf("Get(%d, %d): %v", ch, id, err)
+	}
+	return norm(m)
+}
+
+// testMentions: mentions survive Insert and Persist, through Get, List
+// and ByNonce.
+func testMentions(t *testing.T, s message.Store) {
+	ctx := t.Context()
+	a := Msg(chA, 100, 1)
+	a.Mentions = message.Mentions{Users: []uint64{1 << 40, 1<<62 + 3}, Roles: []uint64{5}, Everyone: true}
+	a.Nonce = "na"
+	b := Msg(chA, 200, 2)
+	b.Mentions = message.Mentions{Roles: []uint64{7, 8}}
+	MustInsert(t, s, a)
+	MustPersist(t, s, create(b))
+	wantEqual(t, "Get(inserted)", mustGet(t, s, chA, a.ID), a)
+	wantEqual(t, "Get(persisted)", mustGet(t, s, chA, b.ID), b)
+	page, err := s.List(ctx, chA, message.Query{Limit: 10})
+	if err != nil || len(page) != 2 {
+		t.Fatalf("List = %v, %v", page, err)
+	}
+	wantEqual(t, "List()[0]", norm(page[0]), b)
+	wantEqual(t, "List()[1]", norm(page[1]), a)
+	if got, ok, err := s.ByNonce(ctx, chA, a.AuthorID, "na"); err != nil || !ok {
+		t.Fatalf("ByNonce = %v, %v", ok, err)
+	} else {
+		wantEqual(t, "ByNonce", norm(got), a)
+	}
+	// An edit keeps them.
+	MustPersist(t, s, edit(a, "edited", base.Add(time.Hour)))
+	want := a
+	want.Content, want.EditedAt = "edited", base.Add(time.Hour)
+	wantEqual(t, "Get(edited)", mustGet(t, s, chA, a.ID), want)
+}
+
+// testPersistCreate: persisted creates read back like inserted ones,
+// with their seq, last seq and nonce.
+func testPersistCreate(t *testing.T, s message.Store) {
+	ctx := t.Context()
+	var changes []message.Change
+	for i := uint64(1); i <= 10; i++ {
+		m := Msg(chA, 10*i, i)
+		if i == 3 {
+			m.Nonce = "n3"
+		}
+		changes = append(changes, create(m))
+	}
+	changes = append(changes, create(Msg(chB, 15, 1)))
+	MustPersist(t, s, changes...)
+	wantIDs(t, s, chA, message.Query{Limit: 3}, 100, 90, 80)
+	wantIDs(t, s, chA, message.Query{After: 40, Limit: 2}, 60, 50)
+	wantIDs(t, s, chB, message.Query{Limit: 10}, 15)
+	wantLastSeq(t, s, chA, 10)
+	if seq, id, err := s.Last(ctx, chA); err != nil || seq != 10 || id != 100 {
+		t.Errorf("Last = %d, %d, %v; want 10, 100", seq, id, err)
+	}
+	wantEqual(t, "Get", mustGet(t, s, chA, 30), changes[2].Message)
+	if got, ok, err := s.ByNonce(ctx, chA, 7, "n3"); err != nil || !ok || got.ID != 30 {
+		t.Errorf("ByNonce = %+v, %v, %v; want message 30", got, ok, err)
+	}
+	// A persisted seq is taken for Insert too.
+	wantKind(t, "Insert(persisted seq)", s.Insert(ctx, Msg(chA, 500, 10)), guildhall.Conflict)
+	MustInsert(t, s, Msg(chA, 500, 11))
+	wantLastSeq(t, s, chA, 11)
+	MustPersist(t, s) // nothing is fine
+}
+
+// testPersistReplay: a batch persisted twice, or a prefix then the
+// whole, ends as if persisted once.
+func testPersistReplay(t *testing.T, s message.Store) {
+	ctx := t.Context()
+	m1, m2, m3 := Msg(chA, 100, 1), Msg(chA, 200, 2), Msg(chA, 300, 3)
+	m2.Nonce = "n2"
+	batch := []message.Change{
+		create(m1), create(m2), create(m3),
+		edit(m1, "one, edited", base.Add(time.Hour)),
+		del(chA, 200),
+	}
+	MustPersist(t, s, batch[:2]...)
+	MustPersist(t, s, batch...)
+	MustPersist(t, s, batch...)
+	MustPersist(t, s, batch[3:]...)
+	wantIDs(t, s, chA, message.Query{Limit: 10}, 300, 100)
+	if got := mustGet(t, s, chA, 100); got.Content != "one, edited" || !got.EditedAt.Equal(base.Add(time.Hour)) {
+		t.Errorf("Get(edited) = %+v", got)
+	}
+	_, err := s.Get(ctx, chA, 200)
+	wantKind(t, "Get(deleted)", err, guildhall.NotFound)
+	if got, ok, err := s.ByNonce(ctx, chA, m2.AuthorID, "n2"); err != nil || ok {
+		t.Errorf("ByNonce(deleted) = %+v, %v, %v; want none", got, ok, err)
+	}
+	wantLastSeq(t, s, chA, 3)
+}
+
+// testPersistInOrder: one batch creates, edits and deletes the same
+// messages; every change sees the ones before it.
+func testPersistInOrder(t *testing.T, s message.Store) {
+	ctx := t.Context()
+	m1, m2, m3 := Msg(chA, 100, 1), Msg(chA, 200, 2), Msg(chC, 300, 1)
+	m3.Nonce = "n"
+	reuse := Msg(chC, 400, 2)
+	reuse.Nonce = "n"
+	MustPersist(t, s,
+		create(m1),
+		edit(m1, "first edit", base.Add(time.Minute)),
+		create(m2),
+		edit(m1, "second edit", base.Add(2*time.Minute)),
+		del(chA, 200),
+		edit(m2, "edit after delete", base.Add(3*time.Minute)),
+		create(m3),
+		del(chC, 300),
+		create(reuse), // the nonce of a deleted message, reused
+	)
+	got := mustGet(t, s, chA, 100)
+	if got.Content != "second edit" || !got.EditedAt.Equal(base.Add(2*time.Minute)) {
+		t.Errorf("Get(100) = %+v; want the second edit", got)
+	}
+	_, err := s.Get(ctx, chA, 200)
+	wantKind(t, "Get(edited after delete)", err, guildhall.NotFound)
+	wantIDs(t, s, chA, message.Query{Limit: 10}, 100)
+	wantIDs(t, s, chC, message.Query{Limit: 10}, 400)
+	wantLastSeq(t, s, chA, 2)
+	if got, ok, err := s.ByNonce(ctx, chC, reuse.AuthorID, "n"); err != nil || !ok || got.ID != 400 {
+		t.Errorf("ByNonce(reused) = %+v, %v, %v; want message 400", got, ok, err)
+	}
+}
+
+// testPersistMissing: editing or deleting what is not stored is skipped,
+// not an error, and creates nothing.
+func testPersistMissing(t *testing.T, s message.Store) {
+	ctx := t.Context()
+	MustPersist(t, s, edit(Msg(chA, 100, 1), "x", base), del(chA, 200), del(chB, 300))
+	wantIDs(t, s, chA, message.Query{Limit: 10})
+	_, err := s.Get(ctx, chA, 100)
+	wantKind(t, "Get(edited, never created)", err, guildhall.NotFound)
+	wantLastSeq(t, s, chA, 0)
+	// A zero ID is refused whole.
+	if err := s.Persist(ctx, []message.Change{create(Msg(chA, 0, 1))}); err == nil {
+		t.Errorf("Persist(create with ID 0) succeeded")
+	}
+	wantIDs(t, s, chA, message.Query{Limit: 10})
+}
+
+// testPersistAfterInsert: Persist and Insert share one history: a
+// persisted edit or delete applies to an inserted message.
+func testPersistAfterInsert(t *testing.T, s message.Store) {
+	ctx := t.Context()
+	m := Msg(chA, 100, 1)
+	m.Nonce = "x"
+	MustInsert(t, s, m, Msg(chA, 200, 2))
+	MustPersist(t, s, create(Msg(chA, 300, 3)), edit(m, "edited", base.Add(time.Hour)), del(chA, 200))
+	wantIDs(t, s, chA, message.Query{Limit: 10}, 300, 100)
+	if got := mustGet(t, s, chA, 100); got.Content != "edited" {
+		t.Errorf("Get = %+v", got)
+	}
+	wantLastSeq(t, s, chA, 3)
+	if got, ok, err := s.ByNonce(ctx, chA, m.AuthorID, "x"); err != nil || !ok || got.Content != "edited" {
+		t.Errorf("ByNonce = %+v, %v, %v", got, ok, err)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
@@ -66,11 +67,22 @@ func newEnv(t *testing.T, pub publisher) *env {
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
 	store := messagepebble.New(db)
+	mlog, err := messagejs.New(t.Context(), bustest.MustConnect(t, ns), messagejs.Config{LagRefresh: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	persister, err := message.StartPersister(message.PersisterConfig{Source: mlog, Store: store, BatchWait: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = persister.Shutdown(context.Background()) })
 	e := &env{
-		ns:      ns,
-		svc:     message.NewService(store, res, pub(bustest.MustConnect(t, ns)), ids, nil, nil),
+		ns: ns,
+		svc: message.NewService(message.Config{
+			Store: store, Access: res, Log: mlog, Publisher: pub(bustest.MustConnect(t, ns)), IDs: ids,
+		}),
 		members: members,
-		store:   store,
+		store:   settledStore{Store: store, t: t, log: mlog},
 		srvConn: bustest.MustConnect(t, ns),
 		cliConn: bustest.MustConnect(t, ns),
 	}
@@ -102,6 +114,42 @@ func newEnv(t *testing.T, pub publisher) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// settledStore is the service's store as the tests read it: each read
+// first waits until the persister has stored everything the service
+// accepted (sends are acked once in the message log, before the store
+// has them).
+type settledStore struct {
+	message.Store
+	t   *testing.T
+	log message.Log
+}
+
+func (s settledStore) settle() {
+	s.t.Helper()
+	checkFor(s.t, 10*time.Second, 5*time.Millisecond, func() error {
+		lag, err := s.log.Lag(s.t.Context())
+		if err == nil && lag != 0 {
+			err = errors.New("the persister is behind")
+		}
+		return err
+	})
+}
+
+func (s settledStore) Get(ctx context.Context, channelID, id uint64) (message.Message, error) {
+	s.settle()
+	return s.Store.Get(ctx, channelID, id)
+}
+
+func (s settledStore) LastSeq(ctx context.Context, channelID uint64) (uint64, error) {
+	s.settle()
+	return s.Store.LastSeq(ctx, channelID)
+}
+
+func (s settledStore) List(ctx context.Context, channelID uint64, q message.Query) ([]message.Message, error) {
+	s.settle()
+	return s.Store.List(ctx, channelID, q)
 }
 
 // publisher makes the service's message.Publisher on a connection to the
@@ -785,5 +833,15 @@ func TestEventToProto(t *testing.T) {
 	ev := natsrpc.EventToProto(message.Event{Kind: message.Deleted, Message: message.Message{ID: 1, ChannelID: 2, ServerID: 3, Seq: 5}})
 	if d := ev.GetMessageDelete(); d.GetId() != 1 || d.GetChannelId() != 2 || d.GetServerId() != 3 || d.GetSeq() != 5 {
 		t.Errorf("Deleted event = %v", ev)
+	}
+}
+
+// TestProtoMentions: mentions cross the bus.
+func TestProtoMentions(t *testing.T) {
+	m := message.Message{ID: 1, ChannelID: 2, Content: "x", Seq: 1, CreatedAt: time.Unix(1, 0).UTC(),
+		Mentions: message.Mentions{Users: []uint64{5, 6}, Roles: []uint64{7}, Everyone: true}}
+	got := natsrpc.FromProto(natsrpc.ToProto(m))
+	if !slices.Equal(got.Mentions.Users, m.Mentions.Users) || !slices.Equal(got.Mentions.Roles, m.Mentions.Roles) || !got.Mentions.Everyone {
+		t.Errorf("round trip = %+v, want %+v", got.Mentions, m.Mentions)
 	}
 }

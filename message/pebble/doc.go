@@ -11,10 +11,22 @@
 //	g/last/<channel>                     highest seq ever stored, 8-byte big-endian
 //	g/nonce/<channel>/<author>/<nonce>   message ID, for idempotent sends
 //
-// A message record is a format version byte (1) followed by server ID,
+// A message record is a format version byte (2) followed by server ID,
 // author ID, content, seq, nonce, created and edited time (uvarints,
 // length-prefixed strings, and a time as its Unix seconds and nanoseconds,
-// returned in UTC). The channel and ID are in the key only.
+// returned in UTC), then the mentions: everyone (a bool), the count of
+// user IDs and the IDs, the count of role IDs and the IDs. Version 1
+// records, without the mentions, are still read. The channel and ID are
+// in the key only.
+//
+// # Persist
+//
+// Persist applies a batch of log changes in one indexed batch committed
+// with pebble.Sync: one sync for the whole batch, which is what makes it
+// much cheaper than an Insert per message. Each change reads through the
+// batch, so it sees the earlier ones. A Create sets the record, the seq
+// claim, the nonce entry and raises g/last; it checks nothing (the log
+// assigned the seq), so replaying it rewrites the same keys.
 //
 // Delete removes the record and its nonce entry but keeps g/seq and
 // g/last: a seq, once used, stays taken, and LastSeq never goes back, so
@@ -35,7 +47,8 @@
 // returned nil survives a crash. Writes to one channel run one at a time
 // under a lock held from their checks (seq taken, message exists) to their
 // commit; channels hash onto 64 locks, so writes to different channels
-// mostly proceed in parallel and Pebble can group their syncs. These locks
+// mostly proceed in parallel and Pebble can group their syncs. Persist
+// takes the locks of every channel in its batch, in lock order. These locks
 // are in-process: the store is for one process only (Pebble's lock file
 // stops a second process from opening the database).
 //

@@ -37,7 +37,11 @@ func New(db *pebbledb.DB) *Store {
 // lock returns the lock of channelID. Snowflake IDs differ mostly in their
 // high bits, so they are mixed (Fibonacci hashing) before picking one.
 func (s *Store) lock(channelID uint64) *sync.Mutex {
-	return &s.locks[(channelID*0x9e3779b97f4a7c15)>>58]
+	return &s.locks[s.lockIndex(channelID)]
+}
+
+func (s *Store) lockIndex(channelID uint64) int {
+	return int((channelID * 0x9e3779b97f4a7c15) >> 58)
 }
 
 // Insert implements message.Store. Besides a taken seq, a taken message ID
@@ -295,3 +299,93 @@ func (h *history) add() bool {
 // fail.
 func set(b *pebbledb.Batch, k, v []byte) { _ = b.Set(k, v, nil) }
 func del(b *pebbledb.Batch, k []byte)    { _ = b.Delete(k, nil) }
+
+// Persist implements message.Store: the whole batch is one indexed
+// Pebble batch, committed with one sync.
+func (s *Store) Persist(_ context.Context, changes []message.Change) error {
+	const op = "message/pebble.Persist"
+	if len(changes) == 0 {
+		return nil
+	}
+	for _, c := range changes {
+		if c.Message.ID == 0 || (c.Kind == message.ChangeCreate && c.Message.Seq == 0) {
+			return guildhall.E(op, guildhall.Invalid, "change %d of message %d needs an ID and a seq", c.Kind, c.Message.ID)
+		}
+	}
+	// Lock every channel of the batch, in lock order, so that an Insert,
+	// Update or Delete of the same channels does not interleave.
+	var held []int
+	for _, c := range changes {
+		i := s.lockIndex(c.Message.ChannelID)
+		if !slices.Contains(held, i) {
+			held = append(held, i)
+		}
+	}
+	slices.Sort(held)
+	for _, i := range held {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range held {
+			s.locks[i].Unlock()
+		}
+	}()
+
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	for _, c := range changes {
+		m := c.Message
+		switch c.Kind {
+		case message.ChangeCreate:
+			id := pebblekv.EncodeUint64(m.ID)
+			if old, ok, err := s.getFrom(b, m.ChannelID, m.ID); err != nil {
+				return guildhall.Wrap(op, err)
+			} else if ok && old.Nonce != "" && old.Nonce != m.Nonce {
+				del(b, nonceKey(m.ChannelID, old.AuthorID, old.Nonce))
+			}
+			set(b, msgKey(m.ChannelID, m.ID), encodeMessage(m))
+			set(b, seqKey(m.ChannelID, m.Seq), id)
+			last, _, err := pebblekv.Get(b, lastKey(m.ChannelID), pebblekv.DecodeUint64)
+			if err != nil {
+				return guildhall.Wrap(op, err)
+			}
+			if m.Seq > last {
+				set(b, lastKey(m.ChannelID), pebblekv.EncodeUint64(m.Seq))
+			}
+			if m.Nonce != "" {
+				set(b, nonceKey(m.ChannelID, m.AuthorID, m.Nonce), id)
+			}
+		case message.ChangeEdit:
+			old, ok, err := s.getFrom(b, m.ChannelID, m.ID)
+			if err != nil {
+				return guildhall.Wrap(op, err)
+			}
+			if !ok {
+				continue // deleted since: nothing to edit
+			}
+			old.Content, old.EditedAt = m.Content, m.EditedAt
+			set(b, msgKey(m.ChannelID, m.ID), encodeMessage(old))
+		case message.ChangeDelete:
+			old, ok, err := s.getFrom(b, m.ChannelID, m.ID)
+			if err != nil {
+				return guildhall.Wrap(op, err)
+			}
+			if !ok {
+				continue
+			}
+			del(b, msgKey(m.ChannelID, m.ID))
+			if old.Nonce != "" {
+				del(b, nonceKey(m.ChannelID, old.AuthorID, old.Nonce))
+			}
+		default:
+			return guildhall.E(op, guildhall.Invalid, "unknown change kind %d", c.Kind)
+		}
+	}
+	return guildhall.Wrap(op, b.Commit(pebbledb.Sync))
+}
+
+func (s *Store) getFrom(r pebbledb.Reader, channelID, id uint64) (message.Message, bool, error) {
+	return pebblekv.Get(r, msgKey(channelID, id), func(v []byte) (message.Message, error) {
+		return decodeMessage(channelID, id, v)
+	})
+}

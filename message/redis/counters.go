@@ -29,6 +29,11 @@ type CountersConfig struct {
 	// and a mention set no message added to (those mentions stop
 	// counting). Default 30 days.
 	TTL time.Duration
+	// Timeout bounds each call to Redis (within the caller's ctx), so a
+	// Redis that stops answering fails a send's counting or an ack with
+	// Unavailable instead of holding it; default 1s. It needs a client
+	// with ContextTimeoutEnabled, as internal/redisdb.Open makes.
+	Timeout time.Duration
 }
 
 // Counters is message.UnreadCounters on Redis. Keys, under Prefix:
@@ -70,6 +75,9 @@ func NewCounters(rc goredis.UniversalClient, cfg CountersConfig) *Counters {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 30 * 24 * time.Hour
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
 	}
 	return &Counters{rc: rc, cfg: cfg, ttl: strconv.FormatInt(max(1, int64(cfg.TTL/time.Second)), 10)}
 }
@@ -211,6 +219,8 @@ const (
 // the channel's server.
 func (c *Counters) Accepted(ctx context.Context, m message.Message) error {
 	const op = "message/redis.Accepted"
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	mentions, err := message.CheckCounted(op, m)
 	if err != nil {
 		return err
@@ -238,12 +248,16 @@ func (c *Counters) Accepted(ctx context.Context, m message.Message) error {
 // RaiseHead implements message.UnreadCounters.
 func (c *Counters) RaiseHead(ctx context.Context, channelID, seq uint64) error {
 	const op = "message/redis.RaiseHead"
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	return ctrErr(op, headScript.Run(ctx, c.rc, []string{c.headKey(channelID)}, ctrID(seq), c.ttl).Err())
 }
 
 // Ack implements message.UnreadCounters.
 func (c *Counters) Ack(ctx context.Context, userID uint64, p message.ReadPosition) (message.ReadPosition, bool, error) {
 	const op = "message/redis.Ack"
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	if err := message.CheckAck(op, p); err != nil {
 		return message.ReadPosition{}, false, err
 	}
@@ -266,6 +280,8 @@ func (c *Counters) Ack(ctx context.Context, userID uint64, p message.ReadPositio
 // Fill implements message.UnreadCounters.
 func (c *Counters) Fill(ctx context.Context, userID uint64, ps []message.ReadPosition) error {
 	const op = "message/redis.Fill"
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	key := []string{c.userKey(userID)}
 	for start := 0; ; start += fillBatch {
 		end := min(start+fillBatch, len(ps))
@@ -291,6 +307,8 @@ func (c *Counters) Fill(ctx context.Context, userID uint64, ps []message.ReadPos
 // Load implements message.UnreadCounters.
 func (c *Counters) Load(ctx context.Context, userID uint64, qs []message.CounterQuery) ([]message.CounterState, error) {
 	const op = "message/redis.Load"
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	out := make([]message.CounterState, 0, len(qs))
 	for start := 0; start < len(qs); start += loadBatch {
 		batch := qs[start:min(start+loadBatch, len(qs))]

@@ -1,6 +1,8 @@
 package redis_test
 
 import (
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,5 +121,55 @@ func TestCountersErrors(t *testing.T) {
 	err = msgredis.NewCounters(down, msgredis.CountersConfig{Prefix: prefix}).Accepted(ctx, message.Message{ID: 1, ChannelID: 6, Seq: 1})
 	if guildhall.KindOf(err) != guildhall.Unavailable {
 		t.Errorf("Accepted with Redis down: %v, want unavailable", err)
+	}
+}
+
+// TestCountersSilentRedis: a Redis that accepts connections and never
+// answers makes every call fail with Unavailable (bounded by Timeout)
+// rather than hang.
+func TestCountersSilentRedis(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	rc := goredis.NewClient(&goredis.Options{Addr: ln.Addr().String(), ContextTimeoutEnabled: true, MaxRetries: -1, ReadTimeout: time.Hour, WriteTimeout: time.Hour})
+	defer rc.Close()
+	c := msgredis.NewCounters(rc, msgredis.CountersConfig{Timeout: 50 * time.Millisecond})
+	ctx := t.Context()
+	p := message.ReadPosition{ChannelID: 1, Seq: 1, ID: 1}
+	calls := map[string]error{
+		"Accepted":  c.Accepted(ctx, message.Message{ID: 1, ChannelID: 1, Seq: 1}),
+		"RaiseHead": c.RaiseHead(ctx, 1, 1),
+		"Fill":      c.Fill(ctx, 1, []message.ReadPosition{p}),
+	}
+	_, _, calls["Ack"] = c.Ack(ctx, 1, p)
+	_, calls["Load"] = c.Load(ctx, 1, []message.CounterQuery{{ChannelID: 1}})
+	for name, err := range calls {
+		if guildhall.KindOf(err) != guildhall.Unavailable {
+			t.Errorf("%s against a silent Redis: %v, want unavailable", name, err)
+		}
 	}
 }

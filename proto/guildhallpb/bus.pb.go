@@ -24,6 +24,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MessageLogKind is what a record of the message log does.
+type MessageLogKind int32
+
+const (
+	MessageLogKind_MESSAGE_LOG_KIND_UNSPECIFIED MessageLogKind = 0
+	MessageLogKind_MESSAGE_LOG_KIND_CREATE      MessageLogKind = 1 // a new message: the whole message
+	MessageLogKind_MESSAGE_LOG_KIND_EDIT        MessageLogKind = 2 // an edit: the message as edited
+	MessageLogKind_MESSAGE_LOG_KIND_DELETE      MessageLogKind = 3 // a deletion: id, channel_id, server_id and seq
+)
+
+// Enum value maps for MessageLogKind.
+var (
+	MessageLogKind_name = map[int32]string{
+		0: "MESSAGE_LOG_KIND_UNSPECIFIED",
+		1: "MESSAGE_LOG_KIND_CREATE",
+		2: "MESSAGE_LOG_KIND_EDIT",
+		3: "MESSAGE_LOG_KIND_DELETE",
+	}
+	MessageLogKind_value = map[string]int32{
+		"MESSAGE_LOG_KIND_UNSPECIFIED": 0,
+		"MESSAGE_LOG_KIND_CREATE":      1,
+		"MESSAGE_LOG_KIND_EDIT":        2,
+		"MESSAGE_LOG_KIND_DELETE":      3,
+	}
+)
+
+func (x MessageLogKind) Enum() *MessageLogKind {
+	p := new(MessageLogKind)
+	*p = x
+	return p
+}
+
+func (x MessageLogKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MessageLogKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_bus_proto_enumTypes[0].Descriptor()
+}
+
+func (MessageLogKind) Type() protoreflect.EnumType {
+	return &file_bus_proto_enumTypes[0]
+}
+
+func (x MessageLogKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MessageLogKind.Descriptor instead.
+func (MessageLogKind) EnumDescriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{0}
+}
+
 // LinkHeartbeat is what a link node tells the subscription service: per
 // channel, how many of its sessions follow it. Never user lists.
 type LinkHeartbeat struct {
@@ -1225,6 +1278,63 @@ func (x *SeqEvent) GetEvent() *Event {
 	return nil
 }
 
+// MessageLogRecord is one record of the durable message log, the
+// JetStream stream the message service appends to before it acks a send
+// and the persister copies into the history store (see
+// message/jetstream). Subjects: bus.MessageLogCreate and
+// bus.MessageLogChange.
+type MessageLogRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          MessageLogKind         `protobuf:"varint,1,opt,name=kind,proto3,enum=guildhall.v1.MessageLogKind" json:"kind,omitempty"`
+	Message       *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageLogRecord) Reset() {
+	*x = MessageLogRecord{}
+	mi := &file_bus_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageLogRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageLogRecord) ProtoMessage() {}
+
+func (x *MessageLogRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_bus_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageLogRecord.ProtoReflect.Descriptor instead.
+func (*MessageLogRecord) Descriptor() ([]byte, []int) {
+	return file_bus_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MessageLogRecord) GetKind() MessageLogKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MessageLogKind_MESSAGE_LOG_KIND_UNSPECIFIED
+}
+
+func (x *MessageLogRecord) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 var File_bus_proto protoreflect.FileDescriptor
 
 const file_bus_proto_rawDesc = "" +
@@ -1323,7 +1433,15 @@ const file_bus_proto_rawDesc = "" +
 	"\x06events\x18\x04 \x03(\v2\x16.guildhall.v1.SeqEventR\x06events\"G\n" +
 	"\bSeqEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12)\n" +
-	"\x05event\x18\x02 \x01(\v2\x13.guildhall.v1.EventR\x05eventB2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
+	"\x05event\x18\x02 \x01(\v2\x13.guildhall.v1.EventR\x05event\"u\n" +
+	"\x10MessageLogRecord\x120\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1c.guildhall.v1.MessageLogKindR\x04kind\x12/\n" +
+	"\amessage\x18\x02 \x01(\v2\x15.guildhall.v1.MessageR\amessage*\x87\x01\n" +
+	"\x0eMessageLogKind\x12 \n" +
+	"\x1cMESSAGE_LOG_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17MESSAGE_LOG_KIND_CREATE\x10\x01\x12\x19\n" +
+	"\x15MESSAGE_LOG_KIND_EDIT\x10\x02\x12\x1b\n" +
+	"\x17MESSAGE_LOG_KIND_DELETE\x10\x03B2Z0github.com/guildhall/guildhall/proto/guildhallpbb\x06proto3"
 
 var (
 	file_bus_proto_rawDescOnce sync.Once
@@ -1337,52 +1455,57 @@ func file_bus_proto_rawDescGZIP() []byte {
 	return file_bus_proto_rawDescData
 }
 
-var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_bus_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_bus_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_bus_proto_goTypes = []any{
-	(*LinkHeartbeat)(nil),        // 0: guildhall.v1.LinkHeartbeat
-	(*ChannelCount)(nil),         // 1: guildhall.v1.ChannelCount
-	(*Route)(nil),                // 2: guildhall.v1.Route
-	(*RouteTableRequest)(nil),    // 3: guildhall.v1.RouteTableRequest
-	(*RouteTable)(nil),           // 4: guildhall.v1.RouteTable
-	(*Delivery)(nil),             // 5: guildhall.v1.Delivery
-	(*SendMessageRequest)(nil),   // 6: guildhall.v1.SendMessageRequest
-	(*EditMessageRequest)(nil),   // 7: guildhall.v1.EditMessageRequest
-	(*DeleteMessageRequest)(nil), // 8: guildhall.v1.DeleteMessageRequest
-	(*TypingRequest)(nil),        // 9: guildhall.v1.TypingRequest
-	(*MessageReply)(nil),         // 10: guildhall.v1.MessageReply
-	(*CacheInvalidation)(nil),    // 11: guildhall.v1.CacheInvalidation
-	(*ReadStateNotice)(nil),      // 12: guildhall.v1.ReadStateNotice
-	(*SessionState)(nil),         // 13: guildhall.v1.SessionState
-	(*SessionChannel)(nil),       // 14: guildhall.v1.SessionChannel
-	(*SessionServer)(nil),        // 15: guildhall.v1.SessionServer
-	(*SessionTakeover)(nil),      // 16: guildhall.v1.SessionTakeover
-	(*SessionHandover)(nil),      // 17: guildhall.v1.SessionHandover
-	(*SeqEvent)(nil),             // 18: guildhall.v1.SeqEvent
-	(*Event)(nil),                // 19: guildhall.v1.Event
-	(*Message)(nil),              // 20: guildhall.v1.Message
-	(*Error)(nil),                // 21: guildhall.v1.Error
-	(*ReadState)(nil),            // 22: guildhall.v1.ReadState
-	(SubscriptionType)(0),        // 23: guildhall.v1.SubscriptionType
+	(MessageLogKind)(0),          // 0: guildhall.v1.MessageLogKind
+	(*LinkHeartbeat)(nil),        // 1: guildhall.v1.LinkHeartbeat
+	(*ChannelCount)(nil),         // 2: guildhall.v1.ChannelCount
+	(*Route)(nil),                // 3: guildhall.v1.Route
+	(*RouteTableRequest)(nil),    // 4: guildhall.v1.RouteTableRequest
+	(*RouteTable)(nil),           // 5: guildhall.v1.RouteTable
+	(*Delivery)(nil),             // 6: guildhall.v1.Delivery
+	(*SendMessageRequest)(nil),   // 7: guildhall.v1.SendMessageRequest
+	(*EditMessageRequest)(nil),   // 8: guildhall.v1.EditMessageRequest
+	(*DeleteMessageRequest)(nil), // 9: guildhall.v1.DeleteMessageRequest
+	(*TypingRequest)(nil),        // 10: guildhall.v1.TypingRequest
+	(*MessageReply)(nil),         // 11: guildhall.v1.MessageReply
+	(*CacheInvalidation)(nil),    // 12: guildhall.v1.CacheInvalidation
+	(*ReadStateNotice)(nil),      // 13: guildhall.v1.ReadStateNotice
+	(*SessionState)(nil),         // 14: guildhall.v1.SessionState
+	(*SessionChannel)(nil),       // 15: guildhall.v1.SessionChannel
+	(*SessionServer)(nil),        // 16: guildhall.v1.SessionServer
+	(*SessionTakeover)(nil),      // 17: guildhall.v1.SessionTakeover
+	(*SessionHandover)(nil),      // 18: guildhall.v1.SessionHandover
+	(*SeqEvent)(nil),             // 19: guildhall.v1.SeqEvent
+	(*MessageLogRecord)(nil),     // 20: guildhall.v1.MessageLogRecord
+	(*Event)(nil),                // 21: guildhall.v1.Event
+	(*Message)(nil),              // 22: guildhall.v1.Message
+	(*Error)(nil),                // 23: guildhall.v1.Error
+	(*ReadState)(nil),            // 24: guildhall.v1.ReadState
+	(SubscriptionType)(0),        // 25: guildhall.v1.SubscriptionType
 }
 var file_bus_proto_depIdxs = []int32{
-	1,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
-	2,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
-	19, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
-	20, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
-	21, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
-	22, // 5: guildhall.v1.ReadStateNotice.state:type_name -> guildhall.v1.ReadState
-	14, // 6: guildhall.v1.SessionState.channels:type_name -> guildhall.v1.SessionChannel
-	15, // 7: guildhall.v1.SessionState.servers:type_name -> guildhall.v1.SessionServer
-	23, // 8: guildhall.v1.SessionChannel.type:type_name -> guildhall.v1.SubscriptionType
-	23, // 9: guildhall.v1.SessionServer.type:type_name -> guildhall.v1.SubscriptionType
-	13, // 10: guildhall.v1.SessionHandover.state:type_name -> guildhall.v1.SessionState
-	18, // 11: guildhall.v1.SessionHandover.events:type_name -> guildhall.v1.SeqEvent
-	19, // 12: guildhall.v1.SeqEvent.event:type_name -> guildhall.v1.Event
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	2,  // 0: guildhall.v1.LinkHeartbeat.counts:type_name -> guildhall.v1.ChannelCount
+	3,  // 1: guildhall.v1.RouteTable.routes:type_name -> guildhall.v1.Route
+	21, // 2: guildhall.v1.Delivery.events:type_name -> guildhall.v1.Event
+	22, // 3: guildhall.v1.MessageReply.message:type_name -> guildhall.v1.Message
+	23, // 4: guildhall.v1.MessageReply.error:type_name -> guildhall.v1.Error
+	24, // 5: guildhall.v1.ReadStateNotice.state:type_name -> guildhall.v1.ReadState
+	15, // 6: guildhall.v1.SessionState.channels:type_name -> guildhall.v1.SessionChannel
+	16, // 7: guildhall.v1.SessionState.servers:type_name -> guildhall.v1.SessionServer
+	25, // 8: guildhall.v1.SessionChannel.type:type_name -> guildhall.v1.SubscriptionType
+	25, // 9: guildhall.v1.SessionServer.type:type_name -> guildhall.v1.SubscriptionType
+	14, // 10: guildhall.v1.SessionHandover.state:type_name -> guildhall.v1.SessionState
+	19, // 11: guildhall.v1.SessionHandover.events:type_name -> guildhall.v1.SeqEvent
+	21, // 12: guildhall.v1.SeqEvent.event:type_name -> guildhall.v1.Event
+	0,  // 13: guildhall.v1.MessageLogRecord.kind:type_name -> guildhall.v1.MessageLogKind
+	22, // 14: guildhall.v1.MessageLogRecord.message:type_name -> guildhall.v1.Message
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_bus_proto_init() }
@@ -1397,13 +1520,14 @@ func file_bus_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bus_proto_rawDesc), len(file_bus_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   19,
+			NumEnums:      1,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_bus_proto_goTypes,
 		DependencyIndexes: file_bus_proto_depIdxs,
+		EnumInfos:         file_bus_proto_enumTypes,
 		MessageInfos:      file_bus_proto_msgTypes,
 	}.Build()
 	File_bus_proto = out.File

@@ -60,11 +60,27 @@ test('register, log in, create a server and send the first message through the U
   // it survives a reload: it came from the server
   await page.reload();
   await waitFor(async () => (await msgText(page).allTextContents()).includes('first!'), 'the message after a reload');
+
+  // channels by category: make a category and a channel in it from the settings
+  await page.click('a[aria-label="Server settings"]');
+  await page.fill('input[aria-label="New channel name"]', 'Voice of Town');
+  await page.selectOption('select[aria-label="Channel type"]', 'category');
+  await page.click('form button:has-text("Create")');
+  await page.waitForSelector('.ok-note:has-text("Created Voice of Town")');
+  await page.fill('input[aria-label="New channel name"]', 'town-hall');
+  await page.selectOption('select[aria-label="Channel type"]', 'text');
+  await page.selectOption('form select[aria-label="Category"]', { label: 'Voice of Town' });
+  await page.click('form button:has-text("Create")');
+  await page.waitForSelector('.ok-note:has-text("Created #town-hall")');
+  await page.click('a.tab:has-text("Back to chat")');
+  await page.waitForSelector('.cat:has(h3:has-text("Voice of Town")) .chan[data-name="town-hall"]');
+  assert.equal(await page.locator('.sidebar > .sidebar-body > .chan-list .chan[data-name="town-hall"]').count(), 0, 'not outside its category');
 });
 
 test('two users in two browsers chat live: send, typing, edit, delete', async () => {
-  const alice = await gh.user('alice'), bob = await gh.user('bob');
-  const g = await gh.guild(alice, 'Chat Test', ['random'], [bob]);
+  const alice = await gh.user('alice', true), bob = await gh.user('bob', true);
+  const g = await gh.guild(alice, 'Guildhall Friends', ['random'], [bob]);
+  await gh.api('POST', `/servers/${g.id}/channels`, alice.token, { name: 'announcements' });
   const path = `/channels/${g.id}/${g.chans.general.id}`;
   const a = await open(alice, path), b = await open(bob, path);
 
@@ -133,6 +149,7 @@ test('an unread badge appears for a channel that is not open and clears when it 
   await b.locator(mentions ? `.rail-item[data-server="${g.id}"] .badge` : `.rail-item[data-server="${g.id}"].has-unread .unread-pip`).waitFor();
   // the open channel has no badge
   assert.equal(await b.locator(`.chan[data-channel="${g.chans.general.id}"] .badge`).count(), 0);
+  await shot(b, 'unread');
 
   const seen = await b.evaluate(() => globalThis.__seen);
   assert.ok(seen.unread >= 1, 'unread_update frames counted the channel');
@@ -167,12 +184,15 @@ test('an unread badge appears for a channel that is not open and clears when it 
   }
   await b.evaluate(() => globalThis.__guildhall.gateway.whenSynced());
   await random.click();
+  // what came while random was followed for counts only is fetched when it opens again
+  await waitFor(async () => (await msgText(b).allTextContents()).includes('one more'), 'the message that came while away');
   await b.evaluate(() => globalThis.__guildhall.gateway.whenSynced());
   await gh.api('POST', `/channels/${g.chans.general.id}/messages`, alice.token, { content: 'meanwhile in general', nonce: 'u3' });
   await general.locator('.badge').waitFor();
   await waitFor(async () => {
     const rs = await gh.api('GET', `/users/@me/read-states?server_id=${g.id}`, bob.token);
-    return rs.read_states.find((x) => x.channel_id === g.chans.random.id)?.unread_count === 0;
+    const x = rs.read_states.find((y) => y.channel_id === g.chans.random.id);
+    return x && Number(x.unread_count || 0) === 0;
   }, 'the ack of random to reach the server');
   await b.reload();
   await b.waitForSelector('.conn[data-state="ready"]');
@@ -225,16 +245,70 @@ test('an admin hides a channel and it disappears for the member without a reload
   const after = await gh.api('GET', `/servers/${g.id}/roles`, alice.token);
   const top = after.reduce((x, y) => (y.position > x.position ? y : x));
   assert.equal(top.name, 'Moderator');
+  // and back by drag and drop: "new role" dropped on Moderator takes the top
+  const other = after.find((r) => r.name === 'new role');
+  await a.dragAndDrop(`.role-item[data-role="${other.id}"]`, `.role-item[data-role="${mod.id}"]`);
+  await waitFor(async () => {
+    const rs = await gh.api('GET', `/servers/${g.id}/roles`, alice.token);
+    return rs.reduce((x, y) => (y.position > x.position ? y : x)).id === other.id;
+  }, 'the dragged role on top');
+  assert.equal(await a.locator('.role-item').first().getAttribute('data-role'), other.id);
 
-  // Kick bob; the audit log lists it
+  // Overwrites: deny SEND_MESSAGES to @everyone in general; bob's send is refused, in words
+  await a.click('a.tab:has-text("Channel permissions")');
+  await a.selectOption('select[aria-label="Channel"]', g.chans.general.id);
+  await a.waitForSelector('.vis h2:has-text("Who can see #general")');
+  await a.waitForSelector('.ow-empty');
+  await a.selectOption('select[aria-label="Add an overwrite for a role"]', g.id);
+  await a.click('button:has-text("Add role")');
+  await a.click('button[aria-label="Send messages for @everyone: inherit"]', { timeout: 5000 });
+  await a.click('button[aria-label="Send messages for @everyone: allow"]');
+  await a.locator('button[aria-label="Send messages for @everyone: deny"]').waitFor();
+  await b.fill('.composer textarea', 'can I still talk?');
+  await b.keyboard.press('Enter');
+  await b.waitForSelector('.msg.pending.failed:has-text("Missing permission SEND_MESSAGES")');
+  await b.click('.msg.pending.failed button:has-text("Discard")');
+
+  // Allow list: Moderator may see #secret; giving bob the role brings it back for him
+  await a.selectOption('select[aria-label="Channel"]', g.chans.secret.id);
+  await a.waitForSelector('.vis h2:has-text("Who can see #secret")');
+  await a.selectOption('select[aria-label="Add a role to the allow list"]', mod.id);
+  await a.waitForSelector('.vis-list[data-list="allow"] li:has-text("Moderator")');
+  await shot(a, 'channel-permissions');
+  const vis = await gh.api('GET', `/channels/${g.chans.secret.id}/visibility`, alice.token);
+  assert.deepEqual(vis.allow, [{ type: 'role', id: mod.id }]);
   await a.click('a.tab:has-text("Members")');
   await a.click(`li[data-user="${bob.id}"] button:has-text("Manage")`);
+  await a.click(`li[data-user="${bob.id}"] label:has-text("Moderator") input`);
+  await a.waitForSelector('.ok-note:has-text("Roles updated")');
+  await b.locator(`.chan[data-channel="${g.chans.secret.id}"]`).waitFor({ timeout: 15000 });
+
+  // Ban bob with a reason; he is listed under Bans and can be unbanned; kick carol
+  const carol = await gh.user('carol');
+  const inv = await gh.api('POST', `/servers/${g.id}/invites`, alice.token, {});
+  await gh.api('POST', `/invites/${inv.code}`, carol.token);
+  await a.fill(`li[data-user="${bob.id}"] input[aria-label="Reason"]`, 'testing bans');
   a.once('dialog', (d) => d.accept());
-  await a.click(`li[data-user="${bob.id}"] button[data-action="kick"]`);
+  await a.click(`li[data-user="${bob.id}"] button[data-action="ban"]`);
   await waitFor(async () => (await a.locator(`li[data-user="${bob.id}"]`).count()) === 0, 'bob to leave the list');
+  await a.fill('input[aria-label="Search members"]', carol.username);
+  await a.click(`li[data-user="${carol.id}"] button:has-text("Manage")`);
+  a.once('dialog', (d) => d.accept());
+  await a.click(`li[data-user="${carol.id}"] button[data-action="kick"]`);
+  await waitFor(async () => (await a.locator(`li[data-user="${carol.id}"]`).count()) === 0, 'carol to leave the list');
+  // bob's client notices he is out
+  await b.waitForSelector('.notice:has-text("no longer a member")', { timeout: 15000 });
+  await a.click('a.tab:has-text("Bans")');
+  await a.waitForSelector(`li:has-text("${bob.username}"):has-text("testing bans")`);
+  await a.click(`li:has-text("${bob.username}") button:has-text("Unban")`);
+  await a.waitForSelector('.ok-note:has-text("was unbanned")');
+  assert.deepEqual(await gh.api('GET', `/servers/${g.id}/bans`, alice.token), []);
+
   await a.click('a.tab:has-text("Audit log")');
-  await a.waitForSelector('.audit li[data-action="member_kick"]');
-  await a.waitForSelector('.audit li[data-action="role_create"]');
+  for (const action of ['member_kick', 'member_ban_add', 'member_ban_remove', 'member_role_add', 'overwrite_update', 'role_create']) {
+    await a.waitForSelector(`.audit li[data-action="${action}"]`);
+  }
+  await a.waitForSelector('.audit li[data-action="member_ban_add"]:has-text("Reason: testing bans")');
 });
 
 test('a dropped connection resumes without losing a message', async () => {
@@ -314,4 +388,101 @@ test('narrow window: channels in a drawer, dark theme readable', async () => {
   await a.keyboard.press('Enter');
   await waitFor(async () => (await msgText(a).allTextContents()).includes('small screen'), 'the message');
   await shot(a, 'narrow-dark');
+});
+
+test('history loads as you scroll up, page by page, in order', async () => {
+  const alice = await gh.user('alice');
+  const g = await gh.guild(alice, 'History Test');
+  const ch = g.chans.general.id;
+  for (let i = 1; i <= 120; i++) await gh.api('POST', `/channels/${ch}/messages`, alice.token, { content: `message ${i}` });
+  const a = await open(alice, `/channels/${g.id}/${ch}`);
+  await waitFor(async () => (await msgText(a).count()) === 50, 'the first page');
+  assert.equal(await msgText(a).last().textContent(), 'message 120');
+  for (const want of [100, 120]) {
+    await a.locator('.messages').evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    await waitFor(async () => (await msgText(a).count()) === want, `${want} messages after scrolling up`);
+  }
+  await a.waitForSelector('.history-start:has-text("This is the start of the channel")');
+  const texts = await msgText(a).allTextContents();
+  assert.deepEqual(texts, Array.from({ length: 120 }, (_, i) => `message ${i + 1}`));
+});
+
+test('a send that fails is retried with the same nonce and never posted twice', async () => {
+  const alice = await gh.user('alice');
+  const g = await gh.guild(alice, 'Retry Test');
+  const ch = g.chans.general.id;
+  const a = await open(alice, `/channels/${g.id}/${ch}`);
+  const posts = [];
+  let failures = 2;
+  await a.route('**/api/v1/channels/*/messages', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    posts.push(JSON.parse(route.request().postData()).nonce);
+    if (failures-- > 0) return route.abort('failed'); // network error: retried on its own
+    return route.continue();
+  });
+  await a.fill('.composer textarea', 'flaky network');
+  await a.keyboard.press('Enter');
+  await a.waitForSelector('.msg.pending:has-text("flaky network")'); // shown at once
+  await waitFor(async () => (await msgText(a).allTextContents()).includes('flaky network'), 'the message to be sent');
+  assert.equal(posts.length, 3);
+  assert.equal(new Set(posts).size, 1, 'one nonce for every attempt');
+
+  // every attempt fails: the message stays, with the reason and a Retry button
+  failures = 100;
+  posts.length = 0;
+  await a.fill('.composer textarea', 'offline for a while');
+  await a.keyboard.press('Enter');
+  await a.waitForSelector('.msg.pending.failed:has-text("Cannot reach the server")', { timeout: 20000 });
+  failures = 0;
+  await a.click('.msg.pending.failed button:has-text("Retry")');
+  await waitFor(async () => (await msgText(a).allTextContents()).includes('offline for a while'), 'the retried message');
+  assert.equal(new Set(posts).size, 1, 'Retry reuses the nonce');
+  assert.equal(await a.locator('.msg.pending').count(), 0);
+  const history = await gh.api('GET', `/channels/${ch}/messages`, alice.token);
+  assert.deepEqual(history.map((m) => m.content), ['offline for a while', 'flaky network'], 'each message exactly once');
+
+  // an error the server explains is shown in its words, and not retried
+  await a.unroute('**/api/v1/channels/*/messages');
+  await a.fill('.composer textarea', 'x'.repeat(4001));
+  await a.keyboard.press('Enter');
+  await a.waitForSelector('.composer .form-error:has-text("at most 4000 characters")');
+});
+
+test('mention completion from the server-side member search; mentions render as names and highlight', async () => {
+  const alice = await gh.user('alice'), bob = await gh.user('bob');
+  const g = await gh.guild(alice, 'Mention Test', [], [bob]);
+  const path = `/channels/${g.id}/${g.chans.general.id}`;
+  const a = await open(alice, path), b = await open(bob, path);
+  await a.type('.composer textarea', `hey @${bob.username.slice(0, 4)}`);
+  await a.waitForSelector(`.mention-picks li:has-text("${bob.username}")`);
+  await a.keyboard.press('Enter'); // picks the member
+  await a.type('.composer textarea', 'look');
+  await a.keyboard.press('Enter'); // sends
+  const msg = b.locator('.msg', { hasText: 'look' });
+  await msg.waitFor();
+  assert.equal(await msg.locator('.mention').textContent(), `@${bob.username}`);
+  assert.ok((await msg.getAttribute('class')).includes('mentioned'), 'highlighted for bob');
+  await b.setViewportSize({ width: 1280, height: 800 });
+  await b.evaluate(() => { document.documentElement.dataset.theme = 'dark'; });
+  await shot(b, 'mention-dark');
+  const [stored] = await gh.api('GET', `/channels/${g.chans.general.id}/messages?limit=1`, alice.token);
+  assert.equal(stored.content, `hey <@${bob.id}> look`);
+});
+
+test('the member list loads in pages of 50 as it scrolls', async () => {
+  const owner = await gh.user('owner');
+  const g = await gh.guild(owner, 'Crowd');
+  const inv = await gh.api('POST', `/servers/${g.id}/invites`, owner.token, {});
+  for (let i = 0; i < 55; i += 5) {
+    await Promise.all(Array.from({ length: 5 }, async () => {
+      const u = await gh.user('m');
+      await gh.api('POST', `/invites/${inv.code}`, u.token);
+    }));
+  }
+  const a = await open(owner, `/channels/${g.id}/${g.chans.general.id}`);
+  await waitFor(async () => (await a.locator('.members .member').count()) === 50, 'the first page of members');
+  await a.locator('.member-list').evaluate((el) => { el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event('scroll')); });
+  await waitFor(async () => (await a.locator('.members .member').count()) === 56, 'the second page');
+  const ids = await a.locator('.members .member').evaluateAll((els) => els.map((e) => e.dataset.user));
+  assert.equal(new Set(ids).size, 56, 'no member twice');
 });

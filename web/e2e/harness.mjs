@@ -69,9 +69,9 @@ export class Guildhall {
     return text ? JSON.parse(text) : undefined;
   }
 
-  /** user registers a fresh account and returns {id, username, token}. */
-  async user(prefix) {
-    const username = `${prefix}${Math.random().toString(36).slice(2, 8)}`;
+  /** user registers a fresh account (prefix + random suffix, or exactly prefix) and returns {id, username, token}. */
+  async user(prefix, exact = false) {
+    const username = exact ? prefix : `${prefix}${Math.random().toString(36).slice(2, 8)}`;
     const r = await this.api('POST', '/auth/register', undefined, { username, password: 'correct horse battery' });
     return { ...r.user, token: r.token, password: 'correct horse battery' };
   }
@@ -123,6 +123,8 @@ export async function launchBrowser() {
 /** openAs opens a page in a new browser context, logged in as `user` (token in localStorage). */
 export async function openAs(browser, baseUrl, user, path = '/channels/@me', opts = {}) {
   const ctx = await browser.newContext({ viewport: opts.viewport || { width: 1280, height: 800 }, colorScheme: opts.colorScheme || 'light' });
+  // the channel list is re-read every second (10 s by default) so tests of hidden channels finish fast
+  await ctx.addInitScript(() => { localStorage.setItem('guildhall.channelPollMs', '1000'); });
   if (user) await ctx.addInitScript((t) => { if (!sessionStorage.getItem('gh-init')) { sessionStorage.setItem('gh-init', '1'); localStorage.setItem('guildhall.token', t); } }, user.token);
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error(`[page error ${user ? user.username : 'anon'}]`, e.message));

@@ -1,16 +1,18 @@
 // Server settings for admins: overview and channels, roles, channel
 // permissions (overwrites and allow/deny lists), members (kick, ban, roles),
 // bans and the audit log. Each tab loads from REST and shows errors in words.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { state, server, rest, say, canServer, refreshChannels, navigate, leaveServer, loadPerms } from './store.js';
 import { PermissionNames, ChannelPermissionNames, has, withBit } from '../../sdk/src/permissions.ts';
 import { idTime } from '../../sdk/src/snowflake.ts';
 import { Avatar } from './ui.js';
 
+// Tabs and who sees them (the server still checks every request).
 const TABS = [
-  ['overview', 'Overview'], ['roles', 'Roles'], ['permissions', 'Channel permissions'],
-  ['members', 'Members'], ['bans', 'Bans'], ['audit-log', 'Audit log'],
+  ['overview', 'Overview', []], ['roles', 'Roles', ['MANAGE_ROLES']], ['permissions', 'Channel permissions', ['MANAGE_ROLES']],
+  ['members', 'Members', ['KICK_MEMBERS', 'BAN_MEMBERS', 'MANAGE_ROLES', 'MANAGE_NICKNAMES']], ['bans', 'Bans', ['BAN_MEMBERS']],
+  ['audit-log', 'Audit log', ['VIEW_AUDIT_LOG']],
 ];
 
 export function Settings({ serverId, tab }) {
@@ -20,7 +22,8 @@ export function Settings({ serverId, tab }) {
   return html`<div class="settings-page">
     <nav class="settings-nav" aria-label="Settings">
       <h2 title=${s.name}>${s.name}</h2>
-      ${TABS.map(([id, label]) => html`<a class=${'tab' + (tab === id ? ' active' : '')} href=${`/servers/${serverId}/settings/${id}`}>${label}</a>`)}
+      ${TABS.filter(([, , need]) => !need.length || need.some((p) => canServer(serverId, p)))
+        .map(([id, label]) => html`<a class=${'tab' + (tab === id ? ' active' : '')} href=${`/servers/${serverId}/settings/${id}`}>${label}</a>`)}
       <a class="tab" href=${back}>← Back to chat</a>
     </nav>
     <main class="settings-body">
@@ -80,8 +83,24 @@ function Overview({ s }) {
     </form>` : html`<p class="muted">You need Manage Channels to create channels.</p>`}
     ${a.view}
     <ul class="plain-list">${chans.map((c) => html`<${ChannelRow} c=${c} cats=${cats} key=${c.id} />`)}</ul>
+    <${Nickname} serverId=${s.id} />
     ${!mine && html`<h2>Leave</h2><button class="danger" onClick=${() => { if (confirm(`Leave ${s.name}?`)) leaveServer(s.id).catch((e) => alert(say(e))); }}>Leave server</button>`}
   </section>`;
+}
+
+function Nickname({ serverId }) {
+  const a = useAction();
+  const [nick, setNick] = useState('');
+  useEffect(() => { rest.member(serverId, '@me').then((m) => setNick(m.nick || '')).catch(() => {}); }, [serverId]);
+  return html`<h2>Your nickname</h2>
+    <form class="row wrap" onSubmit=${async (e) => {
+      e.preventDefault();
+      const m = await a.run(() => rest.setNick(serverId, '@me', nick), nick ? 'Nickname saved.' : 'Nickname cleared.');
+      if (m && state.me) { state.users[state.me.id] = m.nick || m.username; }
+    }}>
+      <input aria-label="Nickname" placeholder=${state.me ? state.me.username : ''} value=${nick} maxlength="32" onInput=${(e) => setNick(e.target.value)} />
+      <button class="primary" disabled=${a.busy}>Save</button>
+    </form>${a.view}`;
 }
 
 function ChannelRow({ c, cats }) {
@@ -108,7 +127,14 @@ function Roles({ serverId }) {
   const [roles, setRoles] = useState(null);
   const [sel, setSel] = useState('');
   const [drag, setDrag] = useState('');
-  async function load() { const r = await a.run(() => rest.roles(serverId)); if (r) setRoles(r); return r; }
+  const seq = useRef(0);
+  // load applies only the newest reply: an older one landing late must not undo a newer list
+  async function load() {
+    const n = ++seq.current;
+    const r = await a.run(() => rest.roles(serverId));
+    if (r && n === seq.current) setRoles(r);
+    return r;
+  }
   useEffect(() => { load(); }, [serverId]);
   if (!roles) return html`<section><h1>Roles</h1>${a.view || html`<p>Loading…</p>`}</section>`;
   // highest first, as people read a role list; @everyone last
@@ -120,13 +146,17 @@ function Roles({ serverId }) {
   }
   // move puts role `id` at index `to` of the sorted list (0 = top) and renumbers positions above @everyone.
   async function move(id, to) {
-    const list = sorted.filter((r) => r.id !== serverId && r.id !== id);
-    const moving = sorted.find((r) => r.id === id);
-    list.splice(Math.max(0, Math.min(to, list.length)), 0, moving);
-    const moves = list.map((r, i) => ({ id: r.id, position: list.length - i })).filter((m) => roles.find((r) => r.id === m.id).position !== m.position);
-    if (!moves.length) return;
-    const r = await a.run(() => rest.reorderRoles(serverId, moves), 'Order saved.');
-    if (r) setRoles(r);
+    const target = sorted[to];
+    const r = await a.run(async () => {
+      // work on the server's current list, not what this page last saw
+      const fresh = (await rest.roles(serverId)).sort((x, y) => (y.position - x.position) || (x.id < y.id ? 1 : -1));
+      const list = fresh.filter((x) => x.id !== serverId && x.id !== id);
+      const at = target ? list.findIndex((x) => x.id === target.id) : list.length;
+      list.splice(at < 0 ? list.length : at + (to > sorted.findIndex((x) => x.id === id) ? 1 : 0), 0, fresh.find((x) => x.id === id));
+      const moves = list.map((x, i) => ({ id: x.id, position: list.length - i })).filter((m) => fresh.find((x) => x.id === m.id).position !== m.position);
+      return moves.length ? rest.reorderRoles(serverId, moves) : fresh;
+    }, 'Order saved.');
+    if (r) { seq.current++; setRoles(r); }
   }
   return html`<section>
     <h1>Roles</h1>
@@ -202,14 +232,20 @@ function ChannelPerms({ serverId }) {
   const [ows, setOws] = useState(null);
   const [vis, setVis] = useState(null);
   const [target, setTarget] = useState('');
+  // Columns added but without any bit yet: the server keeps no empty overwrite.
+  const [drafts, setDrafts] = useState([]);
   const [memberQ, setMemberQ] = useState('');
   const [found, setFound] = useState([]);
   const a = useAction();
   const c = chans.find((x) => x.id === cid);
+  const current = useRef({}).current;
+  current.cid = cid;
   async function load() {
     if (!cid) return;
+    const want = cid;
     const r = await a.run(async () => {
-      const [rs, o, v] = await Promise.all([rest.roles(serverId), rest.overwrites(cid), rest.visibility(cid)]);
+      const [rs, o, v] = await Promise.all([rest.roles(serverId), rest.overwrites(want), rest.visibility(want)]);
+      if (want !== current.cid) return true; // another channel was picked meanwhile
       setRoles(rs); setOws(o); setVis(v);
       for (const x of o) if (x.type === 'member') learn(x.id);
       return true;
@@ -217,7 +253,9 @@ function ChannelPerms({ serverId }) {
     return r;
   }
   function learn(id) { if (!state.users[id]) rest.member(serverId, id).then((m) => { state.users[id] = m.username; setOws((o) => o && o.slice()); }).catch(() => {}); }
-  useEffect(() => { load(); }, [cid]);
+  useEffect(() => { setDrafts([]); load(); }, [cid]);
+  const cols = ows ? [...ows, ...drafts.filter((d) => !ows.some((o) => o.id === d.id))] : [];
+  const addDraft = (d) => setDrafts((l) => [...l.filter((x) => x.id !== d.id), d]);
   useEffect(() => {
     if (!memberQ) { setFound([]); return; }
     const t = setTimeout(() => rest.members(serverId, { q: memberQ, limit: 10 }).then(setFound).catch(() => setFound([])), 200);
@@ -266,21 +304,22 @@ function ChannelPerms({ serverId }) {
       <div class="row wrap">
         <select aria-label="Add an overwrite for a role" value=${target} onChange=${(e) => setTarget(e.target.value)}>
           <option value="">Add a role…</option>
-          ${roles.filter((r) => !ows.some((o) => o.id === r.id)).map((r) => html`<option value=${r.id}>${r.name}</option>`)}</select>
-        <button disabled=${!target} onClick=${() => { const t = target; setTarget(''); act(() => rest.setOverwrite(cid, t, { type: 'role', allow: '0', deny: '0' })); }}>Add role</button>
+          ${roles.filter((r) => !cols.some((o) => o.id === r.id)).map((r) => html`<option value=${r.id}>${r.name}</option>`)}</select>
+        <button disabled=${!target} onClick=${() => { const t = target; setTarget(''); addDraft({ id: t, type: 'role', allow: '0', deny: '0' }); }}>Add role</button>
         <input type="search" aria-label="Find a member to add" placeholder="Add a member…" value=${memberQ} onInput=${(e) => setMemberQ(e.target.value)} />
       </div>
-      ${found.length > 0 && html`<ul class="plain-list picks">${found.map((m) => html`<li><button class="link" onClick=${() => { setMemberQ(''); state.users[m.user_id] = m.username; act(() => rest.setOverwrite(cid, m.user_id, { type: 'member', allow: '0', deny: '0' })); }}>${m.username}</button></li>`)}</ul>`}
-      <div class="ow-table-wrap"><table class="ow-table">
-        <thead><tr><th>Permission</th>${ows.map((o) => html`<th>${name(o)}<br />
-          <button class="link small" onClick=${() => act(() => rest.deleteOverwrite(cid, o.id), 'Overwrite removed.')}>remove</button></th>`)}</tr></thead>
-        <tbody>${ChannelPermissionNames.map((p) => html`<tr><th>${pretty(p)}</th>${ows.map((o) => {
+      ${found.length > 0 && html`<ul class="plain-list picks">${found.map((m) => html`<li><button class="link" onClick=${() => { setMemberQ(''); state.users[m.user_id] = m.username; addDraft({ id: m.user_id, type: 'member', allow: '0', deny: '0' }); }}>${m.username}</button></li>`)}</ul>`}
+      ${!cols.length && html`<p class="muted ow-empty">No overwrites: everyone here has their server-level permissions.</p>`}
+      ${cols.length > 0 && html`<div class="ow-table-wrap"><table class="ow-table">
+        <thead><tr><th>Permission</th>${cols.map((o) => html`<th>${name(o)}<br />
+          <button class="link small" onClick=${() => ows.some((x) => x.id === o.id) ? act(() => rest.deleteOverwrite(cid, o.id), 'Overwrite removed.') : setDrafts((l) => l.filter((x) => x.id !== o.id))}>remove</button></th>`)}</tr></thead>
+        <tbody>${ChannelPermissionNames.map((p) => html`<tr><th>${pretty(p)}</th>${cols.map((o) => {
           const st = has(o.allow, p) ? 'allow' : has(o.deny, p) ? 'deny' : 'inherit';
           const next = { inherit: 'allow', allow: 'deny', deny: 'inherit' }[st];
           return html`<td><button class=${'tri ' + st} title=${`${st} — click to ${next}`} aria-label=${`${pretty(p)} for ${name(o)}: ${st}`}
             onClick=${() => act(() => rest.setOverwrite(cid, o.id, { type: o.type, allow: withBit(o.allow, p, next === 'allow'), deny: withBit(o.deny, p, next === 'deny') }))}>
             ${st === 'allow' ? '✓' : st === 'deny' ? '✕' : '/'}</button></td>`;
-        })}</tr>`)}</tbody></table></div>
+        })}</tr>`)}</tbody></table></div>`}
     </div>`}
   </section>`;
 }
@@ -346,7 +385,7 @@ function Bans({ serverId }) {
   return html`<section><h1>Bans</h1>${a.view}
     ${list && (list.length ? html`<ul class="plain-list">${list.map((b) => html`<li class="row"><b>${b.username}</b>
       <span class="muted">${b.reason || 'no reason given'} · ${new Date(b.created_at).toLocaleString()}</span><span class="grow"></span>
-      <button onClick=${async () => { if (await a.run(() => rest.unban(serverId, b.user_id), `${b.username} was unbanned.`)) load(); }}>Unban</button></li>`)}</ul>`
+      <button onClick=${async () => { if (await a.run(() => rest.unban(serverId, b.user_id), `${b.username} was unbanned.`)) setList((l) => l.filter((x) => x.user_id !== b.user_id)); }}>Unban</button></li>`)}</ul>`
       : html`<p class="muted">Nobody is banned.</p>`)}
   </section>`;
 }

@@ -4,6 +4,7 @@ import { html } from './html.js';
 import {
   state, changed, currentServerId, currentChannelId, server, channel, serverUnread, canServer, loadOlder,
   send, retry, discard, editMessage, deleteMessage, typing, typers, openModal, togglePanel, logout, setTheme, rest, say,
+  mentionsMe, searchMembers, learnUser,
 } from './store.js';
 import { idTime } from '../../sdk/src/snowflake.ts';
 import { Avatar, Badge, Icon } from './ui.js';
@@ -75,7 +76,7 @@ function ChannelSidebar({ serverId }) {
     <aside class="sidebar" aria-label="Channels">
       <header class="sidebar-head">
         <h2 title=${s ? s.name : 'Home'}>${s ? s.name : 'Home'}</h2>
-        ${s && admin && html`<a class="icon-btn" href=${`/servers/${serverId}/settings`} title="Server settings" aria-label="Server settings">⚙</a>`}
+        ${s && html`<a class="icon-btn" href=${`/servers/${serverId}/settings`} title=${admin ? 'Server settings' : 'Server info and your nickname'} aria-label="Server settings">⚙</a>`}
       </header>
       <div class="sidebar-body">
         ${s ? html`
@@ -199,7 +200,7 @@ function MessageRow({ m, compact, mine }) {
     if (draft.trim() && draft !== m.content) { if (!(await editMessage(m, draft))) return; }
     setEditing(false);
   }
-  return html`<div class=${'msg' + (compact ? ' compact' : '')} data-id=${m.id} data-author=${m.author_id}>
+  return html`<div class=${'msg' + (compact ? ' compact' : '') + (mentionsMe(m) && !mine ? ' mentioned' : '')} data-id=${m.id} data-author=${m.author_id}>
     ${compact ? html`<span class="msg-gutter muted small" title=${time.toLocaleString()}>${time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}</span>`
       : html`<${Avatar} name=${name} />`}
     <div class="msg-body">
@@ -208,7 +209,7 @@ function MessageRow({ m, compact, mine }) {
           <textarea aria-label="Edit message" value=${draft} onInput=${(e) => setDraft(e.target.value)} autofocus
             onKeyDown=${(e) => { if (e.key === 'Enter' && !e.shiftKey) save(e); if (e.key === 'Escape') { setEditing(false); setDraft(m.content); } }}></textarea>
           <div class="small muted">Enter to save · Esc to cancel</div></form>`
-        : html`<div class="msg-text">${m.content}${m.edited_at && html` <span class="muted small" title=${m.edited_at}>(edited)</span>`}</div>`}
+        : html`<div class="msg-text">${renderContent(m.content, m.server_id)}${m.edited_at && html` <span class="muted small" title=${m.edited_at}>(edited)</span>`}</div>`}
     </div>
     ${!editing && (mine || canDelete) && html`<div class="msg-actions">
       ${mine && html`<button class="icon-btn" title="Edit" aria-label="Edit message" onClick=${() => { setDraft(m.content); setEditing(true); }}><${Icon} name="edit" /></button>`}
@@ -217,25 +218,86 @@ function MessageRow({ m, compact, mine }) {
   </div>`;
 }
 
+/** renderContent shows <@user> and <@&role> mentions as @names. */
+function renderContent(text, serverId) {
+  const out = [];
+  let last = 0;
+  for (const mt of text.matchAll(/<@(&?)(\d+)>/g)) {
+    out.push(text.slice(last, mt.index));
+    let label;
+    if (mt[1]) label = (state.roles[serverId] || []).find((r) => r.id === mt[2])?.name || 'role';
+    else { learnUser(serverId, mt[2]); label = state.users[mt[2]] || 'user'; }
+    const me = !mt[1] && state.me && mt[2] === state.me.id;
+    out.push(html`<span class=${'mention' + (me ? ' me' : '')} data-mention=${mt[2]}>@${label}</span>`);
+    last = mt.index + mt[0].length;
+  }
+  out.push(text.slice(last));
+  return out;
+}
+
 function Composer({ channelId, name }) {
   const [text, setText] = useState('');
   const [error, setError] = useState('');
+  const [picks, setPicks] = useState([]); // mention completion
+  const [sel, setSel] = useState(0);
+  const picked = useRef({}); // "@name" -> user id, turned into <@id> on send
   const area = useRef(null);
+  const sid = currentServerId();
   useEffect(() => { area.current?.focus(); }, [channelId]);
+
+  // the "@prefix" being typed just before the cursor, if any
+  function query(v, pos) {
+    const mt = /(^|\s)@([A-Za-z0-9_.-]{1,32})$/.exec(v.slice(0, pos));
+    return mt ? mt[2] : null;
+  }
+  let seq = useRef(0);
+  async function complete(v, pos) {
+    const q = query(v, pos);
+    if (!q) { setPicks([]); return; }
+    const n = ++seq.current;
+    try {
+      const list = await searchMembers(sid, q);
+      if (n === seq.current) { setPicks(list); setSel(0); }
+    } catch { setPicks([]); }
+  }
+  function choose(m) {
+    const el = area.current, pos = el.selectionStart;
+    const before = text.slice(0, pos).replace(/@([A-Za-z0-9_.-]{1,32})$/, `@${m.username} `);
+    picked.current['@' + m.username] = m.user_id;
+    setText(before + text.slice(pos));
+    setPicks([]);
+    queueMicrotask(() => { el.focus(); el.selectionStart = el.selectionEnd = before.length; });
+  }
   function submit(e) {
     e?.preventDefault();
-    const v = text;
+    let v = text;
     if (!v.trim()) return;
     if ([...v].length > 4000) { setError('A message can be at most 4000 characters.'); return; }
+    for (const [tag, id] of Object.entries(picked.current)) v = v.split(tag).join(`<@${id}>`);
+    picked.current = {};
     setError('');
     setText('');
+    setPicks([]);
     send(channelId, v);
+  }
+  function onKeyDown(e) {
+    if (picks.length) {
+      if (e.key === 'ArrowDown') { e.preventDefault(); setSel((sel + 1) % picks.length); return; }
+      if (e.key === 'ArrowUp') { e.preventDefault(); setSel((sel + picks.length - 1) % picks.length); return; }
+      if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); choose(picks[sel]); return; }
+      if (e.key === 'Escape') { setPicks([]); return; }
+    }
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
   }
   const who = typers(channelId);
   return html`<form class="composer" onSubmit=${submit}>
+    ${picks.length > 0 && html`<ul class="mention-picks" role="listbox" aria-label="Members to mention">
+      ${picks.map((m, i) => html`<li role="option" aria-selected=${i === sel} class=${i === sel ? 'sel' : ''}
+        onMouseDown=${(e) => { e.preventDefault(); choose(m); }}><${Avatar} name=${m.username} /> ${m.nick || m.username}
+        ${m.nick && html`<span class="muted small">${m.username}</span>`}</li>`)}</ul>`}
     <textarea ref=${area} rows="1" aria-label=${`Message #${name}`} placeholder=${`Message #${name}`} value=${text}
-      onInput=${(e) => { setText(e.target.value); if (e.target.value) typing(channelId); }}
-      onKeyDown=${(e) => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e); }}></textarea>
+      onInput=${(e) => { setText(e.target.value); if (e.target.value) typing(channelId); complete(e.target.value, e.target.selectionStart); }}
+      onKeyDown=${onKeyDown}></textarea>
     <button class="primary send" type="submit" aria-label="Send">Send</button>
     <div class="below-composer">
       ${error ? html`<span class="form-error" role="alert">${error}</span>`

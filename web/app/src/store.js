@@ -9,7 +9,8 @@ const PAGE = 50;
 // How often the channel list of the open server is re-read: the gateway does
 // not announce channel or permission changes (docs/gateway.md), so a channel
 // an admin hides disappears within this time, without a reload.
-const CHANNEL_POLL_MS = Number(globalThis.localStorage?.getItem('guildhall.channelPollMs')) || 3000;
+// (localStorage 'guildhall.channelPollMs' overrides it; the tests use 1 s.)
+const CHANNEL_POLL_MS = Number(globalThis.localStorage?.getItem('guildhall.channelPollMs')) || 10000;
 
 export const state = {
   token: localStorage.getItem(TOKEN_KEY) || '',
@@ -23,7 +24,8 @@ export const state = {
   unread: {}, // channelId -> {count, mentions}
   typing: {}, // channelId -> {userId: expiresAtMs}
   users: {}, // userId -> username
-  perms: {}, // serverId -> {permissions, names}; `ch:<id>` -> channel permissions
+  perms: {}, // serverId -> {permissions, names}
+  roles: {}, // serverId -> [role] (for role mentions)
   notice: null, // {kind: 'error'|'info', text}
   modal: null, // {name, ...}
   theme: localStorage.getItem(THEME_KEY) || 'auto',
@@ -176,6 +178,13 @@ export function start() {
   gw.on('read_state_update', (rs) => onUnreadUpdate({ channel_id: rs.channel_id, unread_count: rs.unread_count, mention_count: rs.mention_count }));
   gw.on('subscription_error', () => refreshChannels(currentServerId()));
   gw.connect();
+  if (!start.focusHooked) {
+    start.focusHooked = true;
+    // Coming back to the tab: re-read what the gateway does not announce.
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && state.token && currentServerId()) refreshChannels(currentServerId(), true);
+    });
+  }
   clearInterval(pollTimer);
   pollTimer = setInterval(() => { if (state.token && currentServerId()) refreshChannels(currentServerId(), true); }, CHANNEL_POLL_MS);
 }
@@ -282,6 +291,7 @@ function openServer(serverId, channelId) {
     openedServer = serverId;
     refreshChannels(serverId, true);
     loadPerms(serverId);
+    rest.roles(serverId).then((r) => { state.roles[serverId] = r; changed(); }).catch(() => {});
   }
   if (state.route.name !== 'channel') return;
   const list = state.channels[serverId] || [];
@@ -306,12 +316,22 @@ export function canServer(serverId, name) {
 
 // ---- subscriptions: the open channel gets MESSAGES, every other channel UNREAD_COUNT
 
+// A session follows at most 1000 channels (docs/gateway.md): the open
+// channel first, then the open server's, then the other servers' in list
+// order. Channels past the budget keep the counts READY gave them.
+const MAX_SUBSCRIPTIONS = 1000;
+
 export function updateSubscriptions() {
   if (!gateway) return;
   const want = new Map();
-  const open = currentChannelId();
-  for (const list of Object.values(state.channels)) {
-    for (const c of list) if (c.type === 'text') want.set(c.id, c.id === open ? MESSAGES : UNREAD_COUNT);
+  const open = currentChannelId(), sid = currentServerId();
+  if (open) want.set(open, MESSAGES);
+  const order = [sid, ...state.servers.map((s) => s.id).filter((id) => id !== sid)];
+  for (const id of order) {
+    for (const c of state.channels[id] || []) {
+      if (want.size >= MAX_SUBSCRIPTIONS) break;
+      if (c.type === 'text' && !want.has(c.id)) want.set(c.id, UNREAD_COUNT);
+    }
   }
   gateway.setSubscriptions(want);
 }
@@ -351,9 +371,16 @@ export function serverUnread(serverId) {
   return { count, mentions };
 }
 
-function mentionsMe(m) {
+export function mentionsMe(m) {
   if (!state.me) return false;
-  return (m.mention_user_ids || []).includes(state.me.id) || !!m.mention_everyone;
+  return (m.mention_user_ids || []).includes(state.me.id) || !!m.mention_everyone || (m.content || '').includes(`<@${state.me.id}>`);
+}
+
+/** searchMembers: mention completion, server-side (prefix of the username). */
+export async function searchMembers(serverId, q) {
+  const list = await rest.members(serverId, { q, limit: 8 });
+  for (const m of list) state.users[m.user_id] ||= m.nick || m.username;
+  return list;
 }
 
 let ackTimer = null;
@@ -388,12 +415,43 @@ function normalize(m) {
   return { ...m, seq: Number(m.seq || 0), edited_at: m.edited_at || null };
 }
 
+/** synced waits (at most 3 s) until the server confirmed the subscriptions, so a fetch after it misses nothing. */
+function synced() {
+  if (!gateway) return Promise.resolve();
+  return Promise.race([gateway.whenSynced(), new Promise((r) => setTimeout(r, 3000))]);
+}
+
 async function openChannel(channelId) {
   const b = bucket(channelId);
-  const list = b.list;
-  if (!b.loaded && !b.loading) await loadOlder(channelId, true);
-  else if (list.length) markRead(channelId, list[list.length - 1].id);
-  else markRead(channelId, '');
+  if (b.loading) return;
+  await synced();
+  if (!b.loaded) { await loadOlder(channelId, true); return; }
+  // While it was not open it was followed for counts only: fetch what came meanwhile.
+  await fetchAfter(channelId);
+  if (channelId !== currentChannelId()) return;
+  if (b.list.length) markRead(channelId, b.list[b.list.length - 1].id);
+  else delete state.unread[channelId];
+  changed();
+}
+
+/** fetchAfter pages forwards from the newest message held (after=), newest first pages. */
+async function fetchAfter(channelId) {
+  const b = bucket(channelId);
+  let after = b.list.length ? b.list[b.list.length - 1].id : undefined;
+  if (!after) return;
+  try {
+    for (let pages = 0; ; pages++) {
+      if (pages === 3) { // far behind: start again from the newest page instead
+        state.messages[channelId] = { list: [], more: true, loading: false, error: '', loaded: false };
+        await loadOlder(channelId, true);
+        return;
+      }
+      const page = await rest.messages(channelId, { limit: 100, after });
+      for (const m of page) { insert(b, normalize(m)); learnAuthor(m); }
+      if (page.length < 100) break;
+      after = page[0].id;
+    }
+  } catch (e) { notify(say(e)); }
   changed();
 }
 
@@ -421,18 +479,9 @@ export async function loadOlder(channelId, first = false) {
 
 /** catchUp pulls what the open channel missed while the session was new (after=last seen, paged forwards). */
 async function catchUp() {
-  for (const [id, b] of Object.entries(state.messages)) {
-    if (id !== currentChannelId()) { delete state.messages[id]; continue; } // reloaded when opened
-    await gateway?.whenSynced();
-    let after = b.list.length ? b.list[b.list.length - 1].id : undefined;
-    try {
-      for (;;) {
-        const page = await rest.messages(id, { limit: 100, after });
-        for (const m of page) { insert(b, normalize(m)); learnAuthor(m); }
-        if (page.length < 100) break;
-        after = page[0].id;
-      }
-    } catch (e) { notify(say(e)); }
+  await synced();
+  for (const id of Object.keys(state.messages)) {
+    if (id === currentChannelId()) await fetchAfter(id); // others catch up when opened
   }
   changed();
 }
@@ -491,7 +540,7 @@ export function discard(channelId, nonce) {
 
 async function deliver(channelId, p) {
   try {
-    const m = await sendWithRetry(rest, channelId, p.content, p.nonce);
+    const m = await sendWithRetry(rest, channelId, p.content, p.nonce, { attempts: 4 });
     state.pending[channelId] = (state.pending[channelId] || []).filter((x) => x.nonce !== p.nonce);
     const b = state.messages[channelId];
     if (b) insert(b, normalize(m));

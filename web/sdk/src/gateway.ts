@@ -78,6 +78,8 @@ export interface GatewayOptions {
    * on another node replays exactly what is missing.
    */
   positions?: () => ChannelPosition[];
+  /** How long to wait from opening the socket to hello before giving up on it (default 10 s). */
+  helloTimeoutMs?: number;
   setTimeout?: (fn: () => void, ms: number) => any;
   clearTimeout?: (t: any) => void;
   random?: () => number;
@@ -111,6 +113,7 @@ export class Gateway {
   private nextRef = 1;
   private hbTimer: any = null;
   private reconnectTimer: any = null;
+  private helloTimer: any = null;
   private awaitingAck = false;
   private attempts = 0;
   private everReady = false;
@@ -158,6 +161,7 @@ export class Gateway {
   close() {
     this.setState('closed');
     this.ct(this.reconnectTimer);
+    this.ct(this.helloTimer);
     this.stopHeartbeat();
     const ws = this.ws;
     this.ws = null;
@@ -184,6 +188,15 @@ export class Gateway {
       return;
     }
     this.ws = ws;
+    // A socket that never says hello (a handshake that hangs, a proxy that
+    // swallowed it) is abandoned as if it had closed.
+    this.ct(this.helloTimer);
+    this.helloTimer = this.st(() => {
+      if (this.ws !== ws) return;
+      ws.onclose = null; ws.onmessage = null;
+      try { ws.close(4000, 'no hello'); } catch { /* never opened */ }
+      this.onClose(1006, 'no hello from the server');
+    }, this.opts.helloTimeoutMs ?? 10000);
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
       let f: Frame;
@@ -245,6 +258,7 @@ export class Gateway {
   }
 
   private onHello(h: Hello) {
+    this.ct(this.helloTimer);
     this.heartbeatIntervalMs = h.heartbeat_interval_ms || 30000;
     if (this.sessionId) {
       this.setState('resuming');
@@ -305,6 +319,7 @@ export class Gateway {
 
   private onClose(code: number, reason: string) {
     this.ws = null;
+    this.ct(this.helloTimer);
     this.epoch++;
     this.stopHeartbeat();
     this.failPending('the connection to the server was lost');

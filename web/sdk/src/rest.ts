@@ -51,7 +51,9 @@ export class RestClient {
     const headers: Record<string, string> = {};
     if (this.token) headers['Authorization'] = `Bearer ${this.token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (opts.reason) headers['X-Audit-Log-Reason'] = opts.reason;
+    // A header carries only printable ASCII in browsers' fetch; other reasons are left out
+    // (the ban endpoint also takes its reason in the body).
+    if (opts.reason && /^[\x20-\x7e]*$/.test(opts.reason)) headers['X-Audit-Log-Reason'] = opts.reason;
     let res: Response;
     try {
       res = await this.fetchFn(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: opts.signal });
@@ -111,7 +113,10 @@ export class RestClient {
 
   // --- bans
   bans(serverId: string, q: { limit?: number; after?: string } = {}) { return this.request<Ban[]>('GET', `/servers/${serverId}/bans`, undefined, { query: q }); }
-  ban(serverId: string, userId: string, reason?: string) { return this.request<Ban>('PUT', `/servers/${serverId}/bans/${userId}`, reason ? { reason } : undefined); }
+  /** ban: the reason is the ban's, and the audit log entry's too. */
+  ban(serverId: string, userId: string, reason?: string) {
+    return this.request<Ban>('PUT', `/servers/${serverId}/bans/${userId}`, reason ? { reason } : undefined, { reason });
+  }
   unban(serverId: string, userId: string, o?: RequestOptions) { return this.request<void>('DELETE', `/servers/${serverId}/bans/${userId}`, undefined, o); }
 
   // --- roles

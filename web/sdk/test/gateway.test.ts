@@ -243,3 +243,19 @@ describe('Gateway', () => {
     expect(gatewayURL('https://chat.example.com/')).toBe('wss://chat.example.com/gateway');
   });
 });
+
+describe('Gateway hello timeout', () => {
+  beforeEach(() => { FakeWS.all = []; vi.useFakeTimers(); });
+  afterEach(() => { vi.useRealTimers(); });
+  it('abandons a socket that never says hello and tries again', () => {
+    const gw = new Gateway({ url: 'ws://h/gateway', token: 't', WebSocket: FakeWS as any, random: () => 0.5, minBackoffMs: 100, helloTimeoutMs: 1000 });
+    gw.connect();
+    FakeWS.last().open();
+    vi.advanceTimersByTime(999);
+    expect(FakeWS.all.length).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(gw.state).toBe('reconnecting');
+    vi.advanceTimersByTime(200);
+    expect(FakeWS.all.length).toBe(2);
+  });
+});
