@@ -61,11 +61,12 @@ func BenchmarkFrameJSON(b *testing.B)  { benchFrame(b, codec{json: true}) }
 // heartbeat loop, no sockets.
 func benchNode() *Node {
 	n := &Node{
-		cfg:     Config{QueueLen: 4},
-		dirty:   make(map[uint64]struct{}),
-		flushed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		waiting: make(map[uint64]*chanOrder),
+		cfg:         Config{QueueLen: 4},
+		dirty:       make(map[uint64]struct{}),
+		flushed:     make(chan struct{}),
+		wake:        make(chan struct{}, 1),
+		waiting:     make(map[uint64]*chanOrder),
+		reorderWake: make(chan struct{}, 1),
 	}
 	for i := range n.subs {
 		n.subs[i].m = make(map[uint64]map[*session]pb.SubscriptionType)

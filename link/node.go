@@ -181,8 +181,9 @@ type Node struct {
 		m     map[uint64]map[*session]pb.SubscriptionType
 		order map[uint64]*chanOrder // reorder state of the channels followed here
 	}
-	orderMu sync.Mutex            // serializes delivery: the bus handler and the reorder flush
-	waiting map[uint64]*chanOrder // channels holding events for a missing seq (orderMu)
+	orderMu     sync.Mutex            // serializes delivery: the bus handler and the reorder flush
+	waiting     map[uint64]*chanOrder // channels holding events for a missing seq (orderMu)
+	reorderWake chan struct{}         // a channel started holding: wake the reorder loop
 	// users: user → their sessions on this node (live and detached), for
 	// read-state notices.
 	users [shards]struct {
@@ -231,6 +232,8 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		sessions: make(map[*session]struct{}),
 		detached: make(map[string]*session),
 		waiting:  make(map[uint64]*chanOrder),
+
+		reorderWake: make(chan struct{}, 1),
 
 		handovers:   make(chan struct{}, maxHandovers),
 		ckptDeletes: make(chan string, 1024),

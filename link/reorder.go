@@ -58,6 +58,10 @@ func (n *Node) inOrder(ev *pb.Event, v uint64) {
 		if !held {
 			co.since = time.Now()
 			n.waiting[co.ch] = co
+			select { // the loop sleeps while nothing waits
+			case n.reorderWake <- struct{}{}:
+			default:
+			}
 		}
 		i, _ := slices.BinarySearchFunc(co.creates, m.Seq, func(h heldOrder, seq uint64) int {
 			return cmpUint(h.ev.GetMessageCreate().GetSeq(), seq)
@@ -110,23 +114,34 @@ func (n *Node) release(co *chanOrder, force bool) {
 	}
 }
 
-// reorderLoop gives up on gaps that stayed open for ReorderWait.
+// reorderLoop gives up on gaps that stayed open for ReorderWait. It ticks
+// only while some channel holds events.
 func (n *Node) reorderLoop() {
 	defer n.wg.Done()
-	t := time.NewTicker(max(n.cfg.ReorderWait/4, time.Millisecond))
-	defer t.Stop()
+	every := max(n.cfg.ReorderWait/4, time.Millisecond)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case now := <-t.C:
-			n.orderMu.Lock()
-			for _, co := range n.waiting {
-				if now.Sub(co.since) >= n.cfg.ReorderWait {
-					n.release(co, true)
-				}
-			}
-			n.orderMu.Unlock()
+		case <-n.reorderWake:
 		}
+		t := time.NewTicker(every)
+		for idle := false; !idle; {
+			select {
+			case <-n.ctx.Done():
+				t.Stop()
+				return
+			case now := <-t.C:
+				n.orderMu.Lock()
+				for _, co := range n.waiting {
+					if now.Sub(co.since) >= n.cfg.ReorderWait {
+						n.release(co, true)
+					}
+				}
+				idle = len(n.waiting) == 0
+				n.orderMu.Unlock()
+			}
+		}
+		t.Stop()
 	}
 }

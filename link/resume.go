@@ -169,7 +169,10 @@ func (s *session) resume(ctx context.Context, r *pb.Resume) error {
 		s.n.swap(ch, old, s)
 	}
 	s.n.swapUser(old, s)
-	s.send(&pb.Frame{Body: &pb.Frame_Resumed{Resumed: &pb.Resumed{SessionId: s.id, Replayed: uint32(replayed)}}})
+	s.send(&pb.Frame{Body: &pb.Frame_Resumed{Resumed: &pb.Resumed{SessionId: s.ID(), Replayed: uint32(replayed)}}})
+	s.mu.Lock()
+	s.remarkUnreadLocked() // the counters' state follows resumed
+	s.mu.Unlock()
 	s.batch.Store(r.Batch)
 	return nil
 }
@@ -201,7 +204,6 @@ func (s *session) adopt(old *session, u member.User, lastSeq uint64) (int, bool)
 	for _, e := range entries { // not bounded by the queue: the replay buffer bounds it
 		s.replayLocked(outFrame{data: s.codec.frame(e.seq, *e.ev)})
 	}
-	s.remarkUnreadLocked()
 	old.movedTo = s
 	return len(entries), true
 }

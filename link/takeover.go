@@ -409,10 +409,10 @@ func (s *session) resumeElsewhere(ctx context.Context, r *pb.Resume, u member.Us
 		s.abandonTakeover()
 		return false
 	}
+	s.send(&pb.Frame{Body: &pb.Frame_Resumed{Resumed: &pb.Resumed{SessionId: s.ID(), Replayed: uint32(len(replay) + len(gap))}}})
 	s.mu.Lock()
-	s.remarkUnreadLocked()
+	s.remarkUnreadLocked() // the counters' state follows resumed
 	s.mu.Unlock()
-	s.send(&pb.Frame{Body: &pb.Frame_Resumed{Resumed: &pb.Resumed{SessionId: s.id, Replayed: uint32(len(replay) + len(gap))}}})
 	n.forgetCheckpoint(r.SessionId) // the session lives on under s.id
 	return true
 }

@@ -359,3 +359,39 @@ func TestResumeElsewhereWhileConnected(t *testing.T) {
 	}
 	c.expectClose(CloseSessionMoved)
 }
+
+// TestResumeElsewhereKeepsTypes: a session following a channel as
+// UNREAD_COUNT moves with its type; the new node rebuilds the counter from
+// the read states and sends it after resumed, and counts on from there.
+func TestResumeElsewhereKeepsTypes(t *testing.T) {
+	reads := newFakeReads()
+	h := mustHarness(t, Config{SmallServer: -1, ReadStates: reads})
+	b := h.addNode(t, Config{SmallServer: -1, ReadStates: reads})
+	c := h.dial(t, false)
+	ready := c.identify()
+	c.mustSubscribeAs(typCount, 1)
+	c.conn.CloseNow()
+	waitDetached(t, h.node, ready.SessionId)
+	reads.mu.Lock()
+	reads.head[1] = 3 // three messages came while away
+	reads.mu.Unlock()
+
+	again := b.dial(t)
+	if _, end := again.resumeWith(ready.SessionId, 0, nil); end.GetResumed() == nil {
+		t.Fatalf("resume ended with %v", end)
+	}
+	f := again.read()
+	if u := f.GetUnreadUpdate(); u == nil || u.ChannelId != 1 || u.UnreadCount != 3 {
+		t.Fatalf("got %v, want the counter of channel 1 at 3", f)
+	}
+	checkFor(t, wait, time.Millisecond, func() error {
+		if got := h.svc.Counts(1); got.UnreadCount != 1 || !slices.Equal(h.svc.Nodes(1), []string{b.node.ID()}) {
+			return fmt.Errorf("Counts(1) = %+v on %v", got, h.svc.Nodes(1))
+		}
+		return nil
+	})
+	b.deliver(t, h.nc, bobSays(1, 4, nil))
+	if u := again.read().GetUnreadUpdate(); u == nil || u.UnreadCount != 4 {
+		t.Fatalf("got %v, want unread_count 4", u)
+	}
+}
