@@ -28,6 +28,7 @@ import (
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
+	"github.com/guildhall/guildhall/message/inmem"
 	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	"github.com/guildhall/guildhall/message/natsrpc"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
@@ -202,6 +203,7 @@ type world struct {
 	store    message.Store
 	log      *messagejs.Log
 	history  *message.Reader
+	reads    *message.ReadStates // with in-memory counters; acks notify every link node
 
 	owner    member.User
 	users    []member.User // members besides the owner
@@ -258,6 +260,13 @@ func newWorld(tb testing.TB, users int, sessions bool) *world {
 	}
 	tb.Cleanup(func() { shutdown(tb, persister.Shutdown) })
 	w.history = message.NewReader(w.store, w.resolver, nil, w.log)
+	if w.reads, err = message.NewReadStates(message.ReadStatesConfig{
+		Access: w.resolver, Messages: w.history.Recent(), Roles: rstore,
+		Counters: inmem.NewCounters(inmem.CountersConfig{}), Store: messagepebble.NewReadStates(db),
+		Notifier: link.NewNotifier(lnc, nil),
+	}); err != nil {
+		tb.Fatal(err)
+	}
 
 	ctx := context.Background()
 	w.owner, _, err = w.members.Register(ctx, "owner", "correct horse")
@@ -504,6 +513,9 @@ func (w *world) startLinkOn(tb testing.TB, nc *nats.Conn, id string, cfg link.Co
 		cfg.SmallServer = -1
 	}
 	cfg.History = w.history
+	if w.reads != nil {
+		cfg.ReadStates = w.reads
+	}
 	if w.sessions {
 		cfg.Sessions = mustSessions(tb, l.nc)
 	}

@@ -163,3 +163,54 @@ func TestResumeAcrossLiveNodes(t *testing.T) {
 	d.sendAlternating(t, d.x, 5, 3, "after")
 	wantArrived(t, n.name, n.messages(3), seqRange(5, 7))
 }
+
+// TestReadStatesAcrossNodes: one user has a session on A following x as
+// UNREAD_COUNT and one on B following it in full. A's counter counts the
+// messages; an ack through the read-state service (what REST does, here
+// on another server of the cluster) reaches both sessions as a
+// ReadStateUpdate; A counts again from the new position.
+func TestReadStatesAcrossNodes(t *testing.T) {
+	d := deploy(t, setup{users: 1, link: link.Config{SnapshotEvery: 200 * time.Millisecond}})
+	a := d.a.dial(t, "u0", d.tokens[0])
+	b := d.b.dial(t, "u0", d.tokens[0])
+	a.refs++
+	a.write(&pb.Frame{Ref: "sa", Body: &pb.Frame_Subscribe{Subscribe: &pb.Subscribe{ChannelIds: []uint64{d.x}, Type: pb.SubscriptionType_SUBSCRIPTION_TYPE_UNREAD_COUNT}}})
+	if f := a.read(); f.GetOk() == nil {
+		t.Fatalf("subscribe as unread count: %v", f)
+	}
+	b.subscribe(d.x)
+	d.waitRoutes(t, d.x, d.a.id, d.b.id)
+
+	sent := d.sendAlternating(t, d.x, 1, 3, "count")
+	b.messages(3)
+	// A gets counter updates (coalesced: at most one per write) up to 3.
+	var last *pb.UnreadUpdate
+	for last == nil || last.UnreadCount < 3 {
+		f := a.read()
+		if f.GetUnreadUpdate() == nil {
+			t.Fatalf("A got %v, want unread updates", f)
+		}
+		last = f.GetUnreadUpdate()
+	}
+	if last.ChannelId != d.x || last.UnreadCount != 3 || last.LastSeq != sent[2].Seq || !last.Unread {
+		t.Fatalf("A's counter %v", last)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	rs, err := d.reads.Ack(ctx, d.users[0].ID, d.x, sent[2].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*gwClient{a, b} {
+		f := c.read()
+		got := f.GetReadStateUpdate().GetReadState()
+		if got == nil || got.ChannelId != d.x || got.LastReadSeq != rs.LastReadSeq || got.UnreadCount != 0 {
+			t.Fatalf("%s: got %v, want the read state at seq %d", c.name, f, rs.LastReadSeq)
+		}
+	}
+	d.sendAlternating(t, d.x, 4, 1, "after")
+	if u := a.read().GetUnreadUpdate(); u == nil || u.UnreadCount != 1 {
+		t.Fatalf("A after the read: %v, want unread_count 1", u)
+	}
+}
