@@ -2,7 +2,7 @@
 // guildhall process (see harness.mjs). Run: npm run test:e2e (in web/).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Guildhall, Proxy, launchBrowser, openAs, shot, waitFor } from './harness.mjs';
+import { Guildhall, Proxy, launchBrowser, openAs, shot, waitFor, watch } from './harness.mjs';
 
 let gh, browser;
 const pages = [];
@@ -328,9 +328,12 @@ test('a dropped connection resumes without losing a message', async () => {
     await gh.api('POST', `/channels/${g.chans.general.id}/messages`, alice.token, { content: 'before the drop', nonce: 'r0' });
     await waitFor(async () => (await msgText(b).allTextContents()).includes('before the drop'), 'the first message');
 
+    const watcher = await watch(gh.url, alice, g.chans.general.id); // tells when the server has fanned it out
     proxy.cut(); // network loss: no close frame
     await b.waitForSelector('.conn[data-state="reconnecting"], .conn[data-state="connecting"]');
     await gh.api('POST', `/channels/${g.chans.general.id}/messages`, alice.token, { content: 'sent while you were away', nonce: 'r1' });
+    await watcher.seen('sent while you were away'); // so bob's session has it queued while he is away
+    watcher.close();
     proxy.restore();
 
     await b.waitForSelector('.conn[data-state="ready"]', { timeout: 20000 });

@@ -137,3 +137,23 @@ export async function shot(page, name) {
   mkdirSync(shotDir, { recursive: true });
   await page.screenshot({ path: join(shotDir, `${name}.png`) });
 }
+
+/**
+ * watch connects a gateway client (the SDK, from Node) as `user`, follows
+ * `channelId`, and returns {seen(content): Promise, close()}. Tests use it
+ * to know the server has fanned a message out (to every session at once).
+ */
+export async function watch(baseUrl, user, channelId) {
+  const web = join(here, '..');
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(join(web, 'sdk', 'dist', 'index.js'))) execFileSync('npm', ['run', 'build:sdk'], { cwd: web, stdio: 'inherit' });
+  const sdk = await import('../sdk/dist/index.js');
+  const gw = new sdk.Gateway({ url: sdk.gatewayURL(baseUrl), token: user.token });
+  const got = [];
+  gw.on('message_create', (m) => got.push(m.content));
+  gw.connect();
+  await waitFor(() => gw.state === 'ready', 'the watcher to connect');
+  gw.subscribe([channelId]);
+  await gw.whenSynced();
+  return { seen: (content) => waitFor(() => got.includes(content), `the watcher to see "${content}"`), close: () => gw.close() };
+}

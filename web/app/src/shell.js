@@ -244,6 +244,8 @@ function Composer({ channelId, name }) {
   const area = useRef(null);
   const sid = currentServerId();
   useEffect(() => { area.current?.focus(); }, [channelId]);
+  useEffect(() => { if (!text && area.current) area.current.style.height = ''; }, [text]);
+  const grow = (el) => { el.style.height = ''; el.style.height = Math.min(el.scrollHeight + 2, innerHeight * 0.4) + 'px'; };
 
   // the "@prefix" being typed just before the cursor, if any
   function query(v, pos) {
@@ -296,7 +298,7 @@ function Composer({ channelId, name }) {
         onMouseDown=${(e) => { e.preventDefault(); choose(m); }}><${Avatar} name=${m.username} /> ${m.nick || m.username}
         ${m.nick && html`<span class="muted small">${m.username}</span>`}</li>`)}</ul>`}
     <textarea ref=${area} rows="1" aria-label=${`Message #${name}`} placeholder=${`Message #${name}`} value=${text}
-      onInput=${(e) => { setText(e.target.value); if (e.target.value) typing(channelId); complete(e.target.value, e.target.selectionStart); }}
+      onInput=${(e) => { grow(e.target); setText(e.target.value); if (e.target.value) typing(channelId); complete(e.target.value, e.target.selectionStart); }}
       onKeyDown=${onKeyDown}></textarea>
     <button class="primary send" type="submit" aria-label="Send">Send</button>
     <div class="below-composer">

@@ -261,6 +261,7 @@ export async function refreshChannels(serverId, quiet = false) {
       state.servers = state.servers.filter((s) => s.id !== serverId);
       delete state.channels[serverId];
       if (currentServerId() === serverId) { notify('You are no longer a member of that server.'); navigate('/channels/@me', true); }
+      updateSubscriptions();
       changed();
       return;
     }
