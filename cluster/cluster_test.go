@@ -949,15 +949,11 @@ func wantSeqs(tb testing.TB, who string, got []*pb.Message, want []uint64) {
 }
 
 // crossInstanceOrder says whether a channel's events reach followers in
-// seq order when its sends go through both message instances. They do not
-// yet: even one send at a time, alternating instances, the deliveries of
-// two instances travel two connections and two routes, and a link node
-// now and then (about one run in fifty here) gets seq n+1 before seq n.
-// TestTwoMessageInstancesKeepOrder's order subtests show it on every run
-// (skipped while it is a known gap); the other tests check that every
-// message arrives exactly once and only log an inversion. Set this to
-// true with the fix.
-const crossInstanceOrder = false
+// seq order when its sends go through both message instances. Each
+// instance publishes in the order its sends finish, and a link node now and
+// then gets seq n+1 before seq n; link nodes hold such an event until n
+// comes (link.Config.ReorderWait), so followers get seq order.
+const crossInstanceOrder = true
 
 // wantArrived fails unless got carries exactly the channel seqs want
 // (ascending), and, per crossInstanceOrder, in that order.
@@ -1397,7 +1393,9 @@ type result struct {
 // seq, every send should be accepted, and followers should get the
 // messages in seq order.
 func TestTwoMessageInstancesKeepOrder(t *testing.T) {
-	d := deploy(t, setup{users: 2})
+	// The link nodes wait as long as it takes for a missing seq: the last
+	// subtest holds one back on purpose.
+	d := deploy(t, setup{users: 2, link: link.Config{ReorderWait: time.Minute}})
 	a1 := d.a.dial(t, "u0", d.tokens[0])
 	b1 := d.b.dial(t, "u1", d.tokens[1])
 	a1.subscribe(d.x)
@@ -1473,9 +1471,9 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		}
 	})
 	t.Run("followers get them in seq order", func(t *testing.T) {
-		t.Skip("known gap: two message-service instances publish one channel's events in the order they finish, not in seq order; per-channel order across instances comes with the JetStream send stream (storage issue). Clients order by seq.")
-		// BUG: each instance publishes under its own lock, so an instance
-		// can publish seq n+1 before the other has published seq n.
+		// Each instance publishes under its own lock, so an instance can
+		// publish seq n+1 before the other has published seq n; link nodes
+		// put each channel's creates back in seq order (link/reorder.go).
 		for c, got := range received {
 			var inversions int
 			for i := 1; i < len(got); i++ {
@@ -1567,10 +1565,11 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		}
 	})
 	t.Run("events of a channel reach followers in seq order", func(t *testing.T) {
-		t.Skip("known gap: two message-service instances publish one channel's events in the order they finish, not in seq order; per-channel order across instances comes with the JetStream send stream (storage issue). Clients order by seq.")
 		// Instance 1 has stored its message and is publishing it (Fanout
 		// reads the server's permission version from the store first) when
-		// instance 2 stores and publishes the next one.
+		// instance 2 stores and publishes the next one. Each instance
+		// publishes under its own lock, so seq n+1 reaches the link nodes
+		// first; they hold it until seq n comes (link/reorder.go).
 		hold := make(chan struct{})
 		d.m1.pub.hold.Store(&hold)
 		first := make(chan result, 1)
@@ -1580,15 +1579,18 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		}()
 		<-d.m1.pub.holding
 		d.m1.pub.hold.Store(nil)
+		before := d.counts()
 		second, err := d.m2.svc.Send(ctx, d.owner.ID, d.x, "second", "")
 		if err != nil {
 			close(hold)
 			t.Fatal(err)
 		}
-		got := map[*gwClient][]*pb.Message{}
-		for _, c := range followers {
-			got[c] = append(got[c], c.message()) // second is out; first is held
-		}
+		checkFor(t, func() error { // the second is on its way to A and B
+			if now := d.counts(); now[0] == before[0] || now[1] == before[1] {
+				return fmt.Errorf("deliveries %v, before %v", now, before)
+			}
+			return nil
+		})
 		close(hold)
 		r := <-first
 		if r.err != nil {
@@ -1597,12 +1599,8 @@ func TestTwoMessageInstancesKeepOrder(t *testing.T) {
 		if r.m.Seq+1 != second.Seq {
 			t.Fatalf("seqs %d then %d", r.m.Seq, second.Seq)
 		}
-		// BUG (message/service.go Send, "under the lock, so events leave in
-		// seq order"): that holds per process only. Two instances each hold
-		// their own lock, so followers get seq n+1 before seq n.
 		for _, c := range followers {
-			got[c] = append(got[c], c.message())
-			wantSeqs(t, c.name, got[c], []uint64{r.m.Seq, second.Seq})
+			wantSeqs(t, c.name, c.messages(2), []uint64{r.m.Seq, second.Seq})
 		}
 	})
 	t.Run("history after the last message seen has the next one", func(t *testing.T) {

@@ -65,9 +65,11 @@ func benchNode() *Node {
 		dirty:   make(map[uint64]struct{}),
 		flushed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+		waiting: make(map[uint64]*chanOrder),
 	}
 	for i := range n.subs {
 		n.subs[i].m = make(map[uint64]map[*session]pb.SubscriptionType)
+		n.subs[i].order = make(map[uint64]*chanOrder)
 	}
 	return n
 }

@@ -86,6 +86,14 @@ type Config struct {
 	// CheckpointEvery: how often changed sessions are checkpointed
 	// (default 2s).
 	CheckpointEvery time.Duration
+	// ReorderWait: a channel's message events that arrive ahead of a
+	// missing seq (two message instances publish in the order they
+	// finish) wait at most this long for it (default 50ms; negative turns
+	// reordering off); ReorderMax bounds the events one channel holds
+	// (default 256). Past either, the held events go out in seq order
+	// and the missing one is delivered when (if) it comes.
+	ReorderWait time.Duration
+	ReorderMax  int
 	// idAt is the message ID of a time: a channel's position when a
 	// session starts following it (default snowflake.FromTime).
 	idAt func(time.Time) uint64
@@ -130,6 +138,12 @@ func (c *Config) setDefaults() {
 	if c.ResumeBuffer == 0 {
 		c.ResumeBuffer = 256
 	}
+	if c.ReorderWait == 0 {
+		c.ReorderWait = 50 * time.Millisecond
+	}
+	if c.ReorderMax == 0 {
+		c.ReorderMax = 256
+	}
 	if c.idAt == nil {
 		c.idAt = snowflake.FromTime
 	}
@@ -164,8 +178,11 @@ type Node struct {
 	// gets; this copy gives the per-type counts).
 	subs [shards]struct {
 		sync.RWMutex
-		m map[uint64]map[*session]pb.SubscriptionType
+		m     map[uint64]map[*session]pb.SubscriptionType
+		order map[uint64]*chanOrder // reorder state of the channels followed here
 	}
+	orderMu sync.Mutex            // serializes delivery: the bus handler and the reorder flush
+	waiting map[uint64]*chanOrder // channels holding events for a missing seq (orderMu)
 	// users: user → their sessions on this node (live and detached), for
 	// read-state notices.
 	users [shards]struct {
@@ -213,12 +230,14 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 		hbDone:   make(chan struct{}),
 		sessions: make(map[*session]struct{}),
 		detached: make(map[string]*session),
+		waiting:  make(map[uint64]*chanOrder),
 
 		handovers:   make(chan struct{}, maxHandovers),
 		ckptDeletes: make(chan string, 1024),
 	}
 	for i := range n.subs {
 		n.subs[i].m = make(map[uint64]map[*session]pb.SubscriptionType)
+		n.subs[i].order = make(map[uint64]*chanOrder)
 		n.users[i].m = make(map[uint64]map[*session]struct{})
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -261,6 +280,10 @@ func Start(nc *nats.Conn, auth Auth, dir Directory, sender Sender, log *slog.Log
 	go n.heartbeatLoop(hbCtx)
 	n.wg.Add(1)
 	go n.smallServerLoop()
+	if cfg.ReorderWait > 0 {
+		n.wg.Add(1)
+		go n.reorderLoop()
+	}
 	if cfg.Sessions != nil {
 		n.wg.Add(1)
 		go n.checkpointLoop()
@@ -325,10 +348,16 @@ func (n *Node) endSession(s *session, readErr error) {
 	n.sessMu.Lock()
 	delete(n.sessions, s)
 	n.sessMu.Unlock()
-	if !s.resumable(readErr) {
+	s.mu.Lock()
+	handedOver := s.handedOver
+	s.mu.Unlock()
+	switch {
+	case handedOver: // another node has it (and its checkpoint)
+		n.unsubscribeAll(s)
+	case !s.resumable(readErr):
 		n.unsubscribeAll(s)
 		n.forgetCheckpoint(s.ID())
-	} else if !n.detach(s) { // closing: the last checkpoint lets it resume elsewhere
+	case !n.detach(s): // closing: the last checkpoint lets it resume elsewhere
 		n.unsubscribeAll(s)
 	}
 	n.wg.Done()
@@ -356,6 +385,7 @@ func (n *Node) unsubscribe1(s *session, ch uint64) {
 		delete(set, s)
 		if len(set) == 0 {
 			delete(sh.m, ch)
+			delete(sh.order, ch) // followed again later: start from the next event
 		}
 	}
 	sh.Unlock()
@@ -480,43 +510,51 @@ func (n *Node) onDelivery(msg *nats.Msg) {
 		n.log.Warn("bad delivery", "err", err)
 		return
 	}
+	n.orderMu.Lock()
+	defer n.orderMu.Unlock()
 	for i, ev := range d.Events {
-		encoded, err := encodeEvent(ev)
-		if err != nil {
-			n.log.Warn("encode event", "err", err)
-			continue
-		}
-		enc := &encoded // kept by every session's replay buffer
 		var version uint64
 		if i < len(d.PermVersions) {
 			version = d.PermVersions[i]
 		}
-		sh := &n.subs[ev.ChannelId%shards]
-		sh.RLock()
-		var stale []*session
-		for s := range sh.m[ev.ChannelId] {
-			if !s.dispatchAt(ev, enc, version) {
-				stale = append(stale, s)
-			}
-		}
-		sh.RUnlock()
-		// Sessions checked at an older permission version are checked
-		// again before they get the event: a change that hid the channel
-		// from them takes effect before anything else is delivered.
-		// Checked side by side (each session's own order is kept: this
-		// event waits for all of them before the next one is handled).
-		var g errgroup.Group
-		g.SetLimit(recheckParallelism)
-		for _, s := range stale {
-			g.Go(func() error {
-				if s.recheck(n.ctx, ev, version) {
-					s.dispatchAt(ev, enc, version)
-				}
-				return nil
-			})
-		}
-		_ = g.Wait()
+		n.inOrder(ev, version)
 	}
+}
+
+// fanout hands one event to every session here that follows its channel.
+// Each event is encoded once.
+func (n *Node) fanout(ev *pb.Event, version uint64) {
+	encoded, err := encodeEvent(ev)
+	if err != nil {
+		n.log.Warn("encode event", "err", err)
+		return
+	}
+	enc := &encoded // kept by every session's replay buffer
+	sh := &n.subs[ev.ChannelId%shards]
+	sh.RLock()
+	var stale []*session
+	for s := range sh.m[ev.ChannelId] {
+		if !s.dispatchAt(ev, enc, version) {
+			stale = append(stale, s)
+		}
+	}
+	sh.RUnlock()
+	// Sessions checked at an older permission version are checked
+	// again before they get the event: a change that hid the channel
+	// from them takes effect before anything else is delivered.
+	// Checked side by side (each session's own order is kept: this
+	// event waits for all of them before the next one is handled).
+	var g errgroup.Group
+	g.SetLimit(recheckParallelism)
+	for _, s := range stale {
+		g.Go(func() error {
+			if s.recheck(n.ctx, ev, version) {
+				s.dispatchAt(ev, enc, version)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // Shutdown tells every session to reconnect elsewhere, closes them, tells

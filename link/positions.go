@@ -19,7 +19,9 @@ import (
 
 // confirmLocked moves the confirmed positions up to dispatch upto: through
 // the replay entries after confirmedSeq, and through extra (an entry that
-// just left the buffer), in order.
+// just left the buffer), in order. Only a confirmation by the client
+// (extra == nil) schedules a checkpoint: checkpoints follow heartbeats and
+// subscription changes, not traffic.
 func (s *session) confirmLocked(upto uint64, extra *replayEntry) {
 	if upto <= s.confirmedSeq || upto > s.seq {
 		return
@@ -35,7 +37,9 @@ func (s *session) confirmLocked(upto uint64, extra *replayEntry) {
 		}
 	}
 	s.confirmedSeq = upto
-	s.ckptDirty = true
+	if extra == nil {
+		s.ckptDirty = true
+	}
 }
 
 func (s *session) applyPosLocked(e replayEntry) {
@@ -45,7 +49,15 @@ func (s *session) applyPosLocked(e replayEntry) {
 	if s.confirmed == nil {
 		s.confirmed = make(map[uint64]uint64)
 	}
-	s.confirmed[e.ev.ch] = max(s.confirmed[e.ev.ch], e.ev.mid)
+	s.confirmed[e.ev.ch] = max(s.posLocked(e.ev.ch), e.ev.mid)
+}
+
+// posLocked is the confirmed position in ch.
+func (s *session) posLocked(ch uint64) uint64 {
+	if id, ok := s.confirmed[ch]; ok {
+		return id
+	}
+	return s.baseID
 }
 
 // confirm records that the client has every dispatch up to seq (its
@@ -59,9 +71,9 @@ func (s *session) confirm(seq uint64) {
 // positionsLocked returns the current positions: the confirmed ones moved
 // by every dispatch in the replay buffer.
 func (s *session) positionsLocked() map[uint64]uint64 {
-	pos := make(map[uint64]uint64, len(s.confirmed))
-	for ch, id := range s.confirmed {
-		pos[ch] = id
+	pos := make(map[uint64]uint64, len(s.subs))
+	for ch := range s.subs {
+		pos[ch] = s.posLocked(ch)
 	}
 	n := len(s.replay.entries)
 	for i := range n {
@@ -73,9 +85,10 @@ func (s *session) positionsLocked() map[uint64]uint64 {
 	return pos
 }
 
-// baselineLocked gives a newly followed channel a position: nothing of it
-// before now (a message sent before the subscribe was acknowledged is not
-// promised to the session).
+// baselineLocked gives a channel followed after identify a position:
+// nothing of it before now (a message sent before the subscribe was
+// acknowledged is not promised to the session). Channels followed at
+// identify (small servers) share baseID and cost no entry.
 func (s *session) baselineLocked(ch uint64, now time.Time) {
 	if s.confirmed == nil {
 		s.confirmed = make(map[uint64]uint64)
@@ -90,12 +103,15 @@ func (s *session) baselineLocked(ch uint64, now time.Time) {
 // positions, seq confirmedSeq) or a handover (current positions, seq).
 func (s *session) stateLocked(current bool) *pb.SessionState {
 	st := &pb.SessionState{SessionId: s.id, UserId: s.user.ID, Seq: s.confirmedSeq, UpdatedMs: time.Now().UnixMilli()}
-	pos := s.confirmed
+	var pos map[uint64]uint64
 	if current {
 		pos, st.Seq = s.positionsLocked(), s.seq
 	}
 	for ch := range s.subs {
-		c := &pb.SessionChannel{ChannelId: ch, Type: s.types[ch], PositionId: pos[ch]}
+		c := &pb.SessionChannel{ChannelId: ch, Type: s.types[ch], PositionId: s.posLocked(ch)}
+		if current {
+			c.PositionId = pos[ch]
+		}
 		if srv, ok := s.auto[ch]; ok {
 			c.ServerId, c.Implicit = srv, true
 		} else if srv, ok := s.viaServer[ch]; ok {
@@ -170,7 +186,7 @@ func (n *Node) checkpoint(ctx context.Context, all bool) {
 	n.sessMu.Unlock()
 	for _, s := range list {
 		s.mu.Lock()
-		if (!s.ckptDirty && !all) || s.user.ID == 0 || s.movedTo != nil || s.catching {
+		if (!s.ckptDirty && !all) || s.user.ID == 0 || s.movedTo != nil || s.catching || s.handedOver {
 			s.mu.Unlock()
 			continue
 		}

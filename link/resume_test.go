@@ -2,6 +2,7 @@ package link
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,14 +164,19 @@ func TestSlowConsumerResumes(t *testing.T) {
 	c := h.dial(t, false)
 	ready := c.identify()
 	c.mustSubscribe(70)
+	// 50 events of 256 KiB: more than the loopback socket buffers hold,
+	// so the queue of 4 overflows whatever the scheduling, while the
+	// client does not read.
 	const n = 50
+	big := strings.Repeat("x", 256<<10)
 	events := make([]*pb.Event, n)
 	for i := range events {
-		events[i] = messageEvent(70, uint64(i+1), "burst")
+		events[i] = messageEvent(70, uint64(i+1), big)
 	}
-	h.deliver(t, events...)
-	// Not reading while the burst arrives makes the queue overflow for
-	// sure: wait until the server closed the session and numbered it all.
+	for i := 0; i < n; i += 10 {
+		h.deliver(t, events[i:i+10]...)
+	}
+	// Wait until the server closed the session and numbered it all.
 	checkFor(t, wait, time.Millisecond, func() error {
 		h.node.sessMu.Lock()
 		var found *session

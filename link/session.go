@@ -73,11 +73,13 @@ type session struct {
 	// Positions (positions.go): per channel, the newest message (ID) the
 	// client is known to have as of dispatch confirmedSeq; newer ones are
 	// in the replay buffer.
-	confirmed    map[uint64]uint64
+	confirmed    map[uint64]uint64 // channels without an entry: baseID
+	baseID       uint64            // the message ID of the time the session identified
 	confirmedSeq uint64
 	floor        map[uint64]uint64 // after a takeover: message IDs at or below were sent already
 	ckptDirty    bool              // changed since the last checkpoint
 	catching     bool              // a takeover is rebuilding what the client missed: hold dispatches
+	handedOver   bool              // another node took the session: nothing to keep here
 	held         []heldEvent       // dispatches held while catching
 	closed       bool
 	closing      bool // a close handshake was started; closeDone is closed when it ends
@@ -271,7 +273,6 @@ func (s *session) dispatchLocked(ev *encodedEvent) {
 		// Out of the buffer: a resume from before it is refused anyway.
 		s.confirmLocked(e.seq, &e)
 	}
-	s.ckptDirty = true
 	if live {
 		s.enqueueLocked(outFrame{data: s.codec.frame(s.seq, *ev)})
 	}
@@ -635,6 +636,7 @@ func (s *session) identify(ctx context.Context, id *pb.Identify) error {
 	s.user = u
 	s.mu.Lock()
 	s.visible = visible
+	s.baseID = s.n.cfg.idAt(time.Now())
 	s.mu.Unlock()
 	s.n.rememberUser(s)
 	// Follow small servers before READY, and once the routes know: a

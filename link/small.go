@@ -55,7 +55,9 @@ func (n *Node) followSmall(ctx context.Context, s *session, counts map[uint64]in
 				}
 				s.subs[ch] = 0 // checked again at the first event carrying a version
 				s.auto[ch] = srv
-				s.baselineLocked(ch, time.Now())
+				if counts != nil { // the periodic pass, not identify: the server became small since
+					s.baselineLocked(ch, time.Now())
+				}
 				add = append(add, ch)
 			case !small && auto:
 				delete(s.subs, ch)

@@ -174,7 +174,7 @@ func TestUnreadCountUntilCap(t *testing.T) {
 	}
 	// Past the cap: nothing, except a mention in full (with a counter
 	// update carrying the mention count).
-	h.deliver(t, bobSays(1, 17, nil), bobSays(1, 18, func(m *pb.Message) { m.MentionUserIds = []uint64{aliceID} }), messageEvent(2, 19, "sentinel"))
+	h.deliver(t, bobSays(1, 17, nil), bobSays(1, 18, func(m *pb.Message) { m.MentionUserIds = []uint64{aliceID} }), messageEvent(2, 17, "sentinel"))
 	unread, _, ev := c.readUntilEvent()
 	if ev.GetMessageCreate().GetId() != 18 {
 		t.Fatalf("got event %v, want the mention 18 in full", ev)
@@ -190,7 +190,7 @@ func TestUnreadCountUntilCap(t *testing.T) {
 		t.Fatalf("updates %v, want one with mention_count 1, unread_count 8, capped", unread)
 	}
 	// Edits of an unread-type channel are not delivered.
-	h.deliver(t, &pb.Event{ServerId: serverID, ChannelId: 1, Kind: &pb.Event_MessageUpdate{MessageUpdate: &pb.Message{Id: 17, ChannelId: 1, Seq: 17}}}, messageEvent(2, 20, "sentinel"))
+	h.deliver(t, &pb.Event{ServerId: serverID, ChannelId: 1, Kind: &pb.Event_MessageUpdate{MessageUpdate: &pb.Message{Id: 17, ChannelId: 1, Seq: 17}}}, messageEvent(2, 18, "sentinel"))
 	if unread, _, ev := c.readUntilEvent(); ev.ChannelId != 2 || len(unread) != 0 {
 		t.Fatalf("got %v %v, want only the sentinel", unread, ev)
 	}
@@ -295,8 +295,8 @@ func TestUnreadStatusOnceThenAck(t *testing.T) {
 		t.Fatalf("the acking session got its own ReadStateUpdate %v", rsu)
 	}
 	// Read: the next message signals again.
-	h.deliver(t, bobSays(1, 5, nil), messageEvent(2, 6, "sentinel"))
-	if unread, _, _ := a.readUntilEvent(); len(unread) != 1 || !unread[0].Unread || unread[0].LastSeq != 5 {
+	h.deliver(t, bobSays(1, 3, nil), messageEvent(2, 5, "sentinel")) // consecutive seqs: nothing waits for a gap
+	if unread, _, _ := a.readUntilEvent(); len(unread) != 1 || !unread[0].Unread || unread[0].LastSeq != 3 {
 		t.Fatalf("after the read: %v, want one unread signal", unread)
 	}
 	// Ack errors: missing fields, a channel the user cannot see.

@@ -41,6 +41,7 @@ const (
 // Config is the whole configuration of a guildhall process.
 type Config struct {
 	Addr              string
+	MetricsAddr       string // empty: /metrics on Addr
 	DataDir           string
 	Roles             []string
 	NATSURL           string // empty: run an embedded NATS server
@@ -55,6 +56,10 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	LogLevel          string
 	LogFormat         string
+
+	// JetStreamReplicas of the streams and buckets guildhall creates
+	// (session checkpoints, the message log): 1, or 3 on a NATS cluster.
+	JetStreamReplicas int
 
 	Command string // CommandServe or CommandMigrate
 	Store   string // StoreEmbedded or StoreCQL
@@ -103,6 +108,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		c.Command, args = CommandMigrate, args[1:]
 	}
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address (REST, gateway, health)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "host:port serving /metrics, /healthz and /readyz apart from --addr (keeps metrics off the public address); empty serves /metrics on --addr")
 	fs.StringVar(&c.DataDir, "data-dir", "guildhall-data", "directory for the embedded store and NATS JetStream state")
 	fs.StringVar(&roles, "roles", "all", "comma-separated roles to run: all or any of "+strings.Join(allRoles, ","))
 	fs.StringVar(&c.NATSURL, "nats-url", "", "URL of an external NATS server; empty runs one embedded")
@@ -118,6 +124,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.IntVar(&c.JetStreamReplicas, "jetstream-replicas", 1, "replicas of the JetStream streams and buckets guildhall creates: 1, or 3 (up to 5) on a NATS cluster (--nats-url)")
 	fs.StringVar(&c.Store, "store", StoreEmbedded, "embedded (Pebble under --data-dir, one process) or cql (ScyllaDB/Cassandra and Redis, many processes)")
 	fs.BoolVar(&c.Migrate, "migrate", false, "with --store=cql: apply the CQL migrations (creating the keyspace) at start-up")
 	var cqlHosts, consistency, replication string
@@ -141,7 +148,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return fmt.Errorf("usage of guildhall:\n%s", usage())
+			return fmt.Errorf("usage: guildhall [flags]          run the roles\n       guildhall migrate [flags]  apply the CQL migrations (--store=cql) and exit\nflags (each also as GUILDHALL_<NAME>, e.g. GUILDHALL_DATA_DIR):\n%s", usage())
 		}
 		return fmt.Errorf("%v\nusage of guildhall:\n%s", err, usage())
 	}
@@ -279,6 +286,11 @@ func (c *Config) validate(roles string) error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: want host:port (%v)", c.Addr, err)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: want host:port (%v)", c.MetricsAddr, err)
+		}
+	}
 	if c.NATSListen != "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			return fmt.Errorf("--nats-listen %q: want host:port (%v)", c.NATSListen, err)
@@ -301,6 +313,12 @@ func (c *Config) validate(roles string) error {
 	}
 	slices.Sort(c.Roles)
 	c.Roles = slices.Compact(c.Roles)
+	if c.JetStreamReplicas < 1 || c.JetStreamReplicas > 5 {
+		return fmt.Errorf("--jetstream-replicas %d: want 1 to 5", c.JetStreamReplicas)
+	}
+	if c.JetStreamReplicas > 1 && c.NATSURL == "" {
+		return fmt.Errorf("--jetstream-replicas %d needs a NATS cluster (--nats-url): the embedded NATS is one server", c.JetStreamReplicas)
+	}
 	if c.NodeID < -1 || c.NodeID > snowflake.MaxNode {
 		return fmt.Errorf("--node-id %d: want -1 (random) or 0..%d", c.NodeID, snowflake.MaxNode)
 	}

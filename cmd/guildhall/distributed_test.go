@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"go.uber.org/goleak"
 
 	"github.com/guildhall/guildhall/internal/cqldb"
 	"github.com/guildhall/guildhall/internal/cqldb/cqltest"
@@ -93,6 +95,8 @@ func TestParseFlagsStore(t *testing.T) {
 		{append(cql, "--redis-addr", "nohost"), "--redis-addr"},
 		{append(cql, "--redis-db", "-1"), "--redis-db"},
 		{append(cql, "--redis-prefix", ""), "--redis-prefix"},
+		{append(cql, "--jetstream-replicas", "0"), "--jetstream-replicas"},
+		{[]string{"--jetstream-replicas", "3"}, "needs a NATS cluster"},
 	} {
 		err := NewMain().ParseFlags(tc.args, noEnv)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -211,6 +215,7 @@ func TestMigrateCommand(t *testing.T) {
 // CQL keyspace, one Redis and one NATS (A's embedded server, which B
 // joins): A runs subscribe, message and api; B runs api and link.
 func TestDistributed(t *testing.T) {
+	leaksBefore := goleak.IgnoreCurrent()
 	hosts, redisAddr, ks, prefix := distributedDeps(t)
 	common := []string{"--store", "cql", "--cql-hosts", hosts, "--cql-keyspace", ks, "--redis-addr", redisAddr, "--redis-prefix", prefix, "--cql-timeout", "30s"}
 	a := MustRunMain(t, t.TempDir(), append(common, "--roles", "subscribe,message,api", "--nats-listen", "127.0.0.1:0", "--migrate", "--node-id", "1")...)
@@ -219,6 +224,77 @@ func TestDistributed(t *testing.T) {
 	}
 	b := MustRunMain(t, t.TempDir(), append(common, "--roles", "api,link", "--nats-url", a.NATSURL(), "--node-id", "2")...)
 	distributedScenario(t, "http://"+a.Addr(), "http://"+b.Addr(), b.Addr())
+
+	// Metrics: alice's ack went through A's read-state service, and A's
+	// persister writes the three messages (asynchronously: poll).
+	checkFor(t, func() error {
+		body := get(t, "http://"+a.Addr()+"/metrics", 200)
+		for _, want := range []string{`guildhall_readstate_acks_total{result="moved"} 1`, "guildhall_message_persister_persisted_total 3", "go_goroutines"} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("A's /metrics lacks %s", want)
+			}
+		}
+		return nil
+	})
+
+	// Both shut down cleanly and leave no goroutine behind.
+	for _, m := range []*Main{b, a} {
+		if err := m.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, leaksBefore)
+}
+
+// TestReadyz: /readyz follows the bus (here another process's embedded
+// NATS, as in distributed mode); /healthz only says the process runs.
+func TestReadyz(t *testing.T) {
+	a := MustRunMain(t, t.TempDir(), "--roles", "subscribe", "--nats-listen", "127.0.0.1:0")
+	b := MustRunMain(t, t.TempDir(), "--roles", "api,message", "--nats-url", a.NATSURL())
+	get(t, "http://"+b.Addr()+"/readyz", 200)
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, func() error {
+		resp, err := http.Get("http://" + b.Addr() + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "NATS") {
+			return fmt.Errorf("B's /readyz without NATS: %s %s", resp.Status, body)
+		}
+		return nil
+	})
+	get(t, "http://"+b.Addr()+"/healthz", 200)
+}
+
+// TestMetricsAddr: --metrics-addr moves /metrics off the public address.
+func TestMetricsAddr(t *testing.T) {
+	m := MustRunMain(t, t.TempDir())
+	if body := get(t, "http://"+m.Addr()+"/metrics", 200); !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics on --addr:\n%.300s", body)
+	}
+	m = MustRunMain(t, t.TempDir(), "--metrics-addr", "127.0.0.1:0")
+	if body := get(t, "http://"+m.MetricsAddr()+"/metrics", 200); !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics on --metrics-addr:\n%.300s", body)
+	}
+	get(t, "http://"+m.MetricsAddr()+"/readyz", 200)
+	get(t, "http://"+m.MetricsAddr()+"/healthz", 200)
+	resp, err := http.Get("http://" + m.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "go_goroutines") {
+		t.Fatal("metrics still served on --addr")
+	}
+	if err := NewMain().ParseFlags([]string{"--metrics-addr", "nope"}, noEnv); err == nil {
+		t.Fatal("--metrics-addr nope accepted")
+	}
 }
 
 // distributedScenario: register and create a server through A, log in
@@ -426,6 +502,20 @@ func TestDistributedProcesses(t *testing.T) {
 			t.Fatalf("exit: %v\n%s", err, p.stderr.String())
 		}
 	}
+}
+
+func get(tb testing.TB, url string, want int) string {
+	tb.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		tb.Fatalf("GET %s: %s, want %d: %s", url, resp.Status, want, body)
+	}
+	return string(body)
 }
 
 func waitHealthy(tb testing.TB, addr string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/guildhall/guildhall/api"
 	"github.com/guildhall/guildhall/audit"
@@ -56,6 +60,10 @@ type Main struct {
 	// persister copies the message log into the store.
 	persister *message.Persister
 	serveCh   chan error
+
+	// metrics is what GET /metrics serves; components register on it.
+	metrics *prometheus.Registry
+	ops     *httpServer // --metrics-addr
 
 	bg       sync.WaitGroup // background loops (audit pruning)
 	bgCtx    context.Context
@@ -131,6 +139,14 @@ func (m *Main) natsWhere() string {
 	return "embedded, in-process only"
 }
 
+// MetricsAddr is the address of the --metrics-addr listener, if any.
+func (m *Main) MetricsAddr() string {
+	if m.ops == nil {
+		return ""
+	}
+	return m.ops.Addr()
+}
+
 // LinkID is the bus ID of this process's link node, if it runs one.
 func (m *Main) LinkID() string {
 	if m.link == nil {
@@ -160,6 +176,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.migrate(ctx, m.Stdout)
 	}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
+	m.metrics = prometheus.NewRegistry()
+	m.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if c.Store == StoreEmbedded || c.NATSURL == "" {
 		if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 			return fmt.Errorf("data dir: %w", err)
@@ -173,6 +191,9 @@ func (m *Main) Run(ctx context.Context) error {
 		var b [2]byte
 		_, _ = rand.Read(b[:])
 		node = int(binary.BigEndian.Uint16(b[:]) % (snowflake.MaxNode + 1))
+		if c.Store == StoreCQL {
+			m.Log.Warn("no --node-id: picked a random snowflake node number; two processes on one number can mint the same ID, so give each its own", "node_id", node)
+		}
 	}
 	ids, err := snowflake.New(node, nil)
 	if err != nil {
@@ -193,13 +214,13 @@ func (m *Main) Run(ctx context.Context) error {
 	// and persists from it; history reads (api, link) look at it.
 	var mlog *messagejs.Log
 	if needStore {
-		if mlog, err = messagejs.New(ctx, m.nc, messagejs.Config{}); err != nil {
+		if mlog, err = messagejs.New(ctx, m.nc, messagejs.Config{Replicas: c.JetStreamReplicas}); err != nil {
 			return fmt.Errorf("message log: %w", err)
 		}
 	}
 	if needStore {
 		if c.Store == StoreCQL {
-			m.stores, err = m.openDistributed(ctx)
+			m.stores, err = m.openDistributed(ctx, m.nc)
 		} else {
 			m.stores, err = m.openEmbedded()
 		}
@@ -214,19 +235,25 @@ func (m *Main) Run(ctx context.Context) error {
 		members = member.NewService(st.members, roles, ids, nil, member.Config{Audit: auditLog})
 		messages = st.messages
 		reads, err = message.NewReadStates(message.ReadStatesConfig{
-			Access:   resolver,
-			Messages: message.NewReader(messages, resolver, st.cache, mlog).Recent(),
-			Roles:    rstore,
-			Counters: st.counters,
-			Store:    st.readStates,
-			Notifier: readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
-			Log:      m.Log.With("component", "readstates"),
+			Access:     resolver,
+			Messages:   message.NewReader(messages, resolver, st.cache, mlog).Recent(),
+			Roles:      rstore,
+			Counters:   st.counters,
+			Store:      st.readStates,
+			Notifier:   readNotifier{link.NewNotifier(m.nc, m.Log.With("component", "readstates"))},
+			Log:        m.Log.With("component", "readstates"),
+			Registerer: m.metrics,
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("read states: %w", err)
 		}
-		m.bg.Add(1)
-		go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
+		// Retention pruning: in distributed mode only api processes do it
+		// (every deployment has one; pruning is idempotent, so several
+		// api processes doing it is only redundant).
+		if c.Store == StoreEmbedded || c.has(RoleAPI) {
+			m.bg.Add(1)
+			go func() { defer m.bg.Done(); auditLog.Run(m.bgCtx) }()
+		}
 	} else if c.Store == StoreCQL && c.Migrate {
 		if err := m.migrate(ctx, logWriter{m}); err != nil {
 			return err
@@ -248,6 +275,7 @@ func (m *Main) Run(ctx context.Context) error {
 		})
 		if m.persister, err = message.StartPersister(message.PersisterConfig{
 			Source: mlog, Store: messages, Logger: m.Log.With("role", RoleMessage, "component", "persister"),
+			Registerer: m.metrics,
 		}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
@@ -261,6 +289,22 @@ func (m *Main) Run(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
+	mux.HandleFunc("GET /readyz", m.ready)
+	metrics := promhttp.HandlerFor(m.metrics, promhttp.HandlerOpts{})
+	if c.MetricsAddr == "" {
+		mux.Handle("GET /metrics", metrics)
+	} else {
+		ops := http.NewServeMux()
+		ops.Handle("GET /metrics", metrics)
+		ops.HandleFunc("GET /readyz", m.ready)
+		ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		})
+		if m.ops, err = startHTTP(c.MetricsAddr, ops, m.Log); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 	mux.Handle("/", web.Handler()) // the web client (web/); REST and the gateway have their own routes
 	client := natsrpc.NewClient(m.nc)
 	if c.has(RoleAPI) {
@@ -283,7 +327,7 @@ func (m *Main) Run(ctx context.Context) error {
 			ReadStates:        linkReads{reads},
 			Roles:             rstore,
 			History:           message.NewReader(messages, resolver, m.stores.cache, mlog),
-			Sessions:          linkSessions(m.nc, m.Log),
+			Sessions:          linkSessions(m.nc, m.Log, c.JetStreamReplicas),
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)
@@ -358,6 +402,10 @@ func (m *Main) Close(ctx context.Context) error {
 		}
 		m.http = nil
 	}
+	if m.ops != nil {
+		errs = append(errs, m.ops.Shutdown(ctx))
+		m.ops = nil
+	}
 	if m.msgSrv != nil {
 		errs = append(errs, m.msgSrv.Shutdown(ctx))
 		m.msgSrv = nil
@@ -379,12 +427,14 @@ func (m *Main) Close(ctx context.Context) error {
 		m.bg.Wait()
 	}
 	if m.nc != nil {
-		_ = m.nc.Flush()
+		if m.nc.IsConnected() { // a lost bus has nothing to flush to
+			_ = m.nc.Flush()
+		}
 		m.nc.Close()
 		m.nc = nil
 	}
 	if m.stores != nil {
-		errs = append(errs, m.stores.Close())
+		errs = append(errs, m.stores.Close(ctx))
 		m.stores = nil
 	}
 	if m.ns != nil {
@@ -414,10 +464,34 @@ func smallServer(n int) int {
 	return n
 }
 
+// ready answers GET /readyz: 200 when this process can do its work (the
+// bus is connected and, in distributed mode, Redis answers), 503 with the
+// reason otherwise. /healthz only says the process runs.
+func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	var reason string
+	switch {
+	case m.nc == nil || !m.nc.IsConnected():
+		reason = "not connected to NATS"
+	case m.stores != nil && m.stores.redis != nil:
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := m.stores.redis.Ping(ctx).Err(); err != nil {
+			reason = "Redis does not answer: " + err.Error()
+		}
+	}
+	if reason != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "reason": reason})
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
 // linkSessions opens the session checkpoint bucket for cross-node resume
 // on NATS JetStream; nil (resume only on the node that held a session) if
 // JetStream is not available.
-func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
+func linkSessions(nc *nats.Conn, log *slog.Logger, replicas int) link.SessionStore {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		log.Warn("link: no JetStream, sessions resume only on their own node", "err", err)
@@ -425,7 +499,7 @@ func linkSessions(nc *nats.Conn, log *slog.Logger) link.SessionStore {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{})
+	kv, err := link.NewKVSessions(ctx, js, link.KVSessionsConfig{Replicas: replicas})
 	if err != nil {
 		log.Warn("link: no session bucket, sessions resume only on their own node", "err", err)
 		return nil

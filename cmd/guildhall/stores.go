@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"github.com/scylladb/gocqlx/v2"
 
@@ -22,6 +23,7 @@ import (
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	messagecql "github.com/guildhall/guildhall/message/cql"
+	"github.com/guildhall/guildhall/message/hotcache"
 	messageinmem "github.com/guildhall/guildhall/message/inmem"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	messageredis "github.com/guildhall/guildhall/message/redis"
@@ -39,9 +41,10 @@ type stores struct {
 	roles    role.Store
 	audit    audit.Store
 	messages message.Store
-	// cache is the central cache of recent history: message/inmem or
-	// message/redis. The message service writes it once a change is
-	// durable; history reads merge it with the store.
+	// cache is the central cache of recent history: message/inmem, or
+	// message/redis behind the message/hotcache layer. The message service
+	// writes it once a change is durable; history reads merge it with the
+	// store.
 	cache message.Cache
 	// counters are the unread heads, positions and mention sets:
 	// message/inmem or message/redis.
@@ -49,21 +52,19 @@ type stores struct {
 	// readStates holds read positions durably: message/pebble or
 	// message/cql.
 	readStates message.ReadStateStore
-	// WIRE(persist): the JetStream persister that moves the send log into
-	// messages; started in Run, owned by Main.
 
 	// What the implementations above sit on; nil/zero when unused.
-	db    *pebbledb.DB    // embedded
-	cql   *gocqlx.Session // distributed
-	redis *redis.Client   // distributed
-	close []func() error  // run in reverse by Close
+	db    *pebbledb.DB                  // embedded
+	cql   *gocqlx.Session               // distributed
+	redis *redis.Client                 // distributed
+	close []func(context.Context) error // run in reverse by Close
 }
 
 // Close releases what open* opened, last opened first.
-func (s *stores) Close() error {
+func (s *stores) Close(ctx context.Context) error {
 	var errs []error
 	for i := len(s.close) - 1; i >= 0; i-- {
-		errs = append(errs, s.close[i]())
+		errs = append(errs, s.close[i](ctx))
 	}
 	s.close = nil
 	return errors.Join(errs...)
@@ -86,7 +87,7 @@ func (m *Main) openEmbedded() (*stores, error) {
 		cache:      messageinmem.New(messageinmem.Config{}),
 		counters:   messageinmem.NewCounters(messageinmem.CountersConfig{}),
 		readStates: messagepebble.NewReadStates(db),
-		close:      []func() error{db.Close},
+		close:      []func(context.Context) error{func(context.Context) error { return db.Close() }},
 	}
 	return s, nil
 }
@@ -94,7 +95,10 @@ func (m *Main) openEmbedded() (*stores, error) {
 // openDistributed connects to the CQL keyspace and to Redis. The keyspace
 // must carry every component's migrations: --migrate applies them first,
 // otherwise a missing one is an error that says to run guildhall migrate.
-func (m *Main) openDistributed(ctx context.Context) (*stores, error) {
+//
+// The Redis cache gets the hot-key layer (message/hotcache) in front,
+// whose copies stay coherent over nc.
+func (m *Main) openDistributed(ctx context.Context, nc *nats.Conn) (*stores, error) {
 	c := m.Config
 	s := &stores{}
 	if c.Migrate {
@@ -107,22 +111,29 @@ func (m *Main) openDistributed(ctx context.Context) (*stores, error) {
 		return nil, err
 	}
 	s.cql = &session
-	s.close = append(s.close, func() error { session.Close(); return nil })
+	s.close = append(s.close, func(context.Context) error { session.Close(); return nil })
 	if err := checkMigrated(ctx, session, c.CQL.Keyspace); err != nil {
-		_ = s.Close()
+		_ = s.Close(ctx)
 		return nil, err
 	}
 	s.redis, err = redisdb.Open(ctx, redisdb.Config{Addr: c.Redis.Addr, Password: c.Redis.Password, DB: c.Redis.DB})
 	if err != nil {
-		_ = s.Close()
+		_ = s.Close(ctx)
 		return nil, err
 	}
-	s.close = append(s.close, s.redis.Close)
+	s.close = append(s.close, func(context.Context) error { return s.redis.Close() })
 	s.members = membercql.New(session)
 	s.roles = rolecql.New(session)
 	s.audit = auditcql.New(session)
 	s.messages = messagecql.New(session)
-	s.cache = messageredis.NewCache(s.redis, messageredis.CacheConfig{Prefix: c.Redis.Prefix})
+	hot, err := hotcache.New(messageredis.NewCache(s.redis, messageredis.CacheConfig{Prefix: c.Redis.Prefix}), nc,
+		hotcache.Config{Logger: m.Log.With("component", "hotcache"), Registerer: m.metrics})
+	if err != nil {
+		_ = s.Close(ctx)
+		return nil, fmt.Errorf("message cache: %w", err)
+	}
+	s.cache = hot
+	s.close = append(s.close, hot.Shutdown)
 	s.counters = messageredis.NewCounters(s.redis, messageredis.CountersConfig{Prefix: c.Redis.Prefix})
 	s.readStates = messagecql.NewReadStates(session)
 	return s, nil
@@ -159,7 +170,9 @@ func (m *Main) cqlConfig(mustExist bool) cqldb.Config {
 // migrate creates the keyspace if it is missing and applies every
 // component's pending migrations, writing one line per migration applied
 // (or one saying there was nothing to do) to w. Running it again is a
-// no-op; processes migrating at once do no harm (cqldb.Migrate).
+// no-op, and one cut short is finished by the next run. Run one migrator
+// at a time: concurrent DDL on one table can confuse a multi-node
+// Cassandra.
 func (m *Main) migrate(ctx context.Context, w io.Writer) error {
 	cfg := m.cqlConfig(false)
 	session, err := cqldb.Open(ctx, cfg)

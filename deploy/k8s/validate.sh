@@ -39,6 +39,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -73,6 +74,8 @@ func main() {
 				obj = &batchv1.Job{}
 			case "Ingress":
 				obj = &networkingv1.Ingress{}
+			case "PodDisruptionBudget":
+				obj = &policyv1.PodDisruptionBudget{}
 			case "Kustomization", "":
 				continue
 			default:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/bus"
@@ -97,6 +98,7 @@ type Log struct {
 	lagAt   atomic.Int64 // unix nanos of the last refresh
 	lagErr  atomic.Pointer[error]
 	fetchMu sync.Mutex // one Fetch at a time per Log
+	floor   singleflight.Group
 }
 
 var (
@@ -268,13 +270,23 @@ func (l *Log) Newest(ctx context.Context, channelID uint64) (uint64, error) {
 	return raw.Sequence, nil
 }
 
-// Persisted implements message.Log: the consumer's ack floor.
+// Persisted implements message.Log: the consumer's ack floor. Callers at
+// the same moment share one request (every history read that misses the
+// cache asks); one that joins a request already in flight may get a floor
+// a moment old, which is only lower (the floor never goes back), so a
+// caller waiting for a position just asks again.
 func (l *Log) Persisted(ctx context.Context) (uint64, error) {
-	info, err := l.cons.Info(ctx)
+	v, err, _ := l.floor.Do("floor", func() (any, error) {
+		info, err := l.cons.Info(ctx)
+		if err != nil {
+			return uint64(0), err
+		}
+		return info.AckFloor.Stream, nil
+	})
 	if err != nil {
 		return 0, unavailable("message/jetstream.Persisted", err)
 	}
-	return info.AckFloor.Stream, nil
+	return v.(uint64), nil
 }
 
 func (l *Log) lagAnswer() (uint64, error) {

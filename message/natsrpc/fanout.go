@@ -31,6 +31,7 @@ type Fanout struct {
 	nc       *nats.Conn
 	router   Router
 	versions Versions
+	batch    *batcher // nil: one bus message per event and node
 }
 
 // NewFanout returns a Fanout publishing on nc. versions may be nil, then
@@ -46,6 +47,9 @@ func (f *Fanout) Publish(ctx context.Context, ev message.Event) error {
 	nodes := f.router.Nodes(ev.Message.ChannelID)
 	if len(nodes) == 0 {
 		return nil
+	}
+	if f.batch != nil {
+		return f.publishBatched(ctx, nodes, ev)
 	}
 	d := &pb.Delivery{Events: []*pb.Event{EventToProto(ev)}}
 	if f.versions != nil {
