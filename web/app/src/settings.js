@@ -7,6 +7,7 @@ import { state, server, rest, say, canServer, refreshChannels, navigate, leaveSe
 import { PermissionNames, ChannelPermissionNames, has, withBit } from '../../sdk/src/permissions.ts';
 import { idTime } from '../../sdk/src/snowflake.ts';
 import { Avatar } from './ui.js';
+import { ConnectionBar } from './shell.js';
 
 // Tabs and who sees them (the server still checks every request).
 const TABS = [
@@ -27,6 +28,7 @@ export function Settings({ serverId, tab }) {
       <a class="tab" href=${back}>← Back to chat</a>
     </nav>
     <main class="settings-body">
+      <${ConnectionBar} />
       <a class="close-settings" href=${back} aria-label="Close settings">✕</a>
       ${tab === 'overview' ? html`<${Overview} s=${s} />`
         : tab === 'roles' ? html`<${Roles} serverId=${serverId} key=${serverId} />`

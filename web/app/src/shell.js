@@ -24,7 +24,7 @@ export function Shell() {
     </div>`;
 }
 
-function ConnectionBar() {
+export function ConnectionBar() {
   const s = state.conn;
   const text = {
     idle: 'Not connected', connecting: 'Connecting…', identifying: 'Connecting…', resuming: 'Reconnecting…',
@@ -228,7 +228,7 @@ function renderContent(text, serverId) {
     if (mt[1]) label = (state.roles[serverId] || []).find((r) => r.id === mt[2])?.name || 'role';
     else { learnUser(serverId, mt[2]); label = state.users[mt[2]] || 'user'; }
     const me = !mt[1] && state.me && mt[2] === state.me.id;
-    out.push(html`<span class=${'mention' + (me ? ' me' : '')} data-mention=${mt[2]}>@${label}</span>`);
+    out.push(html`<span class=${'mention-tag' + (me ? ' me' : '')} data-mention=${mt[2]}>@${label}</span>`);
     last = mt.index + mt[0].length;
   }
   out.push(text.slice(last));
