@@ -99,6 +99,11 @@ type Log struct {
 	lagErr  atomic.Pointer[error]
 	fetchMu sync.Mutex // one Fetch at a time per Log
 	floor   singleflight.Group
+	// appended is the newest stream sequence this Log appended. The
+	// consumer's pending count is updated by the server asynchronously
+	// after a publish is acked, so right after an append it can still
+	// read 0; Lag also counts from the ack floor up to appended.
+	appended atomic.Uint64
 }
 
 var (
@@ -203,6 +208,12 @@ func (l *Log) Append(ctx context.Context, c message.Change, expect uint64, dedup
 		return 0, message.Change{}, false, unavailable(op, err)
 	}
 	if !ack.Duplicate {
+		for {
+			a := l.appended.Load()
+			if ack.Sequence <= a || l.appended.CompareAndSwap(a, ack.Sequence) {
+				break
+			}
+		}
 		return ack.Sequence, c, false, nil
 	}
 	raw, err := l.stream.GetMsg(ctx, ack.Sequence)
@@ -220,6 +231,16 @@ func (l *Log) Append(ctx context.Context, c message.Change, expect uint64, dedup
 	return ack.Sequence, orig, true, nil
 }
 
+// lagOf is the records not yet persisted as the consumer's info tells,
+// and at least those between its ack floor and this Log's newest append.
+func (l *Log) lagOf(info *js.ConsumerInfo) uint64 {
+	lag := info.NumPending + uint64(info.NumAckPending)
+	if a := l.appended.Load(); a > info.AckFloor.Stream {
+		lag = max(lag, a-info.AckFloor.Stream)
+	}
+	return lag
+}
+
 // Lag implements message.Log: the consumer's pending and unacknowledged
 // records, refreshed at most every LagRefresh (one caller refreshes, the
 // others take the last answer meanwhile).
@@ -233,7 +254,7 @@ func (l *Log) Lag(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return 0, unavailable(op, err)
 		}
-		return info.NumPending + uint64(info.NumAckPending), nil
+		return l.lagOf(info), nil
 	}
 	if !l.lagMu.TryLock() {
 		if l.lagAt.Load() != 0 {
@@ -250,7 +271,7 @@ func (l *Log) Lag(ctx context.Context) (uint64, error) {
 		err = unavailable(op, err)
 		l.lagErr.Store(&err)
 	} else {
-		l.lag.Store(info.NumPending + uint64(info.NumAckPending))
+		l.lag.Store(l.lagOf(info))
 		l.lagErr.Store(nil)
 	}
 	l.lagAt.Store(time.Now().UnixNano())
