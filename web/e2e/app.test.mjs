@@ -412,6 +412,13 @@ test('history loads as you scroll up, page by page, in order', async () => {
   await a.waitForSelector('.history-start:has-text("This is the start of the channel")');
   const texts = await msgText(a).allTextContents();
   assert.deepEqual(texts, Array.from({ length: 120 }, (_, i) => `message ${i + 1}`));
+  // scrolled up, a new message does not yank the view: a button offers to jump
+  await a.evaluate(() => globalThis.__guildhall.gateway.whenSynced());
+  await gh.api('POST', `/channels/${ch}/messages`, alice.token, { content: 'message 121' });
+  await a.click('button.jump');
+  await waitFor(async () => a.locator('.messages').evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 40), 'the view at the bottom');
+  assert.equal(await msgText(a).last().textContent(), 'message 121');
+  await a.waitForSelector('button.jump', { state: 'detached' });
 });
 
 test('a send that fails is retried with the same nonce and never posted twice', async () => {

@@ -140,6 +140,8 @@ function MessageList({ channelId }) {
   const stick = useRef(true);
   const prevHeight = useRef(0);
   const prevFirst = useRef('');
+  const prevLast = useRef('');
+  const [below, setBelow] = useState(false); // new messages arrived below while scrolled up
   const b = state.messages[channelId] || { list: [], more: true, loading: true };
   const pend = state.pending[channelId] || [];
   const me = state.me?.id;
@@ -154,18 +156,25 @@ function MessageList({ channelId }) {
     } else if (stick.current) {
       el.scrollTop = el.scrollHeight;
     }
+    const last = b.list[b.list.length - 1]?.id || '';
+    if (prevLast.current && last !== prevLast.current && !stick.current && !below) setBelow(true);
     prevFirst.current = first;
+    prevLast.current = last;
     prevHeight.current = el.scrollHeight;
   });
 
   function onScroll() {
     const el = ref.current;
     stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (stick.current && below) setBelow(false);
     if (el.scrollTop < 80 && b.more && !b.loading) loadOlder(channelId);
   }
 
   let lastAuthor = '', lastTime = 0;
-  return html`<div class="messages" ref=${ref} onScroll=${onScroll} role="log" aria-label="Messages" aria-live="polite">
+  const jump = () => { const el = ref.current; stick.current = true; setBelow(false); el.scrollTop = el.scrollHeight; };
+  return html`<div class="messages-wrap">
+  ${below && html`<button class="jump" onClick=${jump}>New messages below ↓</button>`}
+  <div class="messages" ref=${ref} onScroll=${onScroll} role="log" aria-label="Messages" aria-live="polite">
     ${b.more === false ? html`<p class="muted history-start">This is the start of the channel.</p>`
       : b.loading ? html`<p class="muted history-start">Loading…</p>`
       : html`<button class="link history-start" onClick=${() => loadOlder(channelId)}>Load older messages</button>`}
@@ -185,7 +194,7 @@ function MessageList({ channelId }) {
           <button class="link" onClick=${() => retry(channelId, p.nonce)}>Retry</button>
           <button class="link" onClick=${() => discard(channelId, p.nonce)}>Discard</button></div>`}
       </div></div>`)}
-  </div>`;
+  </div></div>`;
 }
 
 function MessageRow({ m, compact, mine }) {
