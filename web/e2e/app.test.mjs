@@ -161,6 +161,8 @@ test('an unread badge appears for a channel that is not open and clears when it 
 
   await random.click();
   await waitFor(async () => (await msgText(b).allTextContents()).includes('psst, over here'), 'the history of random');
+  // a "New" line above the first unread message
+  await b.waitForSelector('.new-divider + .msg:has-text("psst, over here")');
   await waitFor(async () => {
     const s2 = await b.evaluate(() => Object.fromEntries(globalThis.__guildhall.gateway.subscriptions()));
     return s2[g.chans.random.id] === 'SUBSCRIPTION_TYPE_MESSAGES' && s2[g.chans.general.id] === 'SUBSCRIPTION_TYPE_UNREAD_COUNT';

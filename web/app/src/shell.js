@@ -4,7 +4,7 @@ import { html } from './html.js';
 import {
   state, changed, currentServerId, currentChannelId, server, channel, serverUnread, canServer, loadOlder,
   send, retry, discard, editMessage, deleteMessage, typing, typers, openModal, togglePanel, logout, setTheme, rest, say,
-  mentionsMe, searchMembers, learnUser,
+  mentionsMe, searchMembers, learnUser, divider,
 } from './store.js';
 import { idTime } from '../../sdk/src/snowflake.ts';
 import { Avatar, Badge, Icon } from './ui.js';
@@ -183,7 +183,9 @@ function MessageList({ channelId }) {
       const t = Date.parse(m.created_at) || idTime(m.id).getTime();
       const compact = m.author_id === lastAuthor && t - lastTime < 5 * 60000;
       lastAuthor = m.author_id; lastTime = t;
-      return html`<${MessageRow} key=${m.id} m=${m} compact=${compact} mine=${m.author_id === me} />`;
+      const isNew = divider[channelId] === m.id;
+      const row = html`<${MessageRow} key=${m.id} m=${m} compact=${compact && !isNew} mine=${m.author_id === me} />`;
+      return isNew ? [html`<div class="new-divider" key=${'new-' + m.id} role="separator"><span>New</span></div>`, row] : row;
     })}
     ${pend.map((p) => html`<div class=${'msg pending ' + p.status} key=${p.nonce} data-nonce=${p.nonce}>
       <${Avatar} name=${state.me?.username || '?'} />

@@ -422,14 +422,25 @@ function synced() {
   return Promise.race([gateway.whenSynced(), new Promise((r) => setTimeout(r, 3000))]);
 }
 
+// divider: channel -> ID of the first message that was unread when it was opened ("New" line)
+export const divider = {};
+
+function placeDivider(channelId, unread) {
+  const list = state.messages[channelId]?.list || [];
+  delete divider[channelId];
+  if (unread > 0 && unread <= list.length) divider[channelId] = list[list.length - unread].id;
+}
+
 async function openChannel(channelId) {
   const b = bucket(channelId);
   if (b.loading) return;
+  const unread = state.unread[channelId]?.count || 0;
   await synced();
-  if (!b.loaded) { await loadOlder(channelId, true); return; }
+  if (!b.loaded) { await loadOlder(channelId, true); placeDivider(channelId, unread); changed(); return; }
   // While it was not open it was followed for counts only: fetch what came meanwhile.
   await fetchAfter(channelId);
   if (channelId !== currentChannelId()) return;
+  placeDivider(channelId, unread);
   if (b.list.length) markRead(channelId, b.list[b.list.length - 1].id);
   else delete state.unread[channelId];
   changed();
