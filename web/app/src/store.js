@@ -578,11 +578,11 @@ export async function deleteMessage(m) {
 
 // ---- typing
 
-let lastTypingSent = 0;
+const lastTypingSent = {}; // channel -> ms
 export function typing(channelId) {
   if (!gateway || gateway.state !== 'ready') return;
-  if (Date.now() - lastTypingSent < 4000) return;
-  lastTypingSent = Date.now();
+  if (Date.now() - (lastTypingSent[channelId] || 0) < 4000) return;
+  lastTypingSent[channelId] = Date.now();
   gateway.typing(channelId).catch(() => { /* typing is best effort */ });
 }
 
