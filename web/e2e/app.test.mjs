@@ -109,6 +109,13 @@ test('two users in two browsers chat live: send, typing, edit, delete', async ()
   await a.keyboard.press('Enter');
   await waitFor(async () => (await msgText(b).allTextContents()).some((t) => t.startsWith('hello bob (edited by alice)') && t.includes('(edited)')), 'bob to see the edit');
 
+  // ArrowUp in the empty composer edits your last message
+  await b.click('.composer textarea');
+  await b.keyboard.press('ArrowUp');
+  await b.fill('textarea[aria-label="Edit message"]', 'hi alice!');
+  await b.keyboard.press('Enter');
+  await waitFor(async () => (await msgText(a).allTextContents()).some((t) => t.startsWith('hi alice!')), 'alice to see bob\'s edit');
+
   // bob can neither edit nor delete alice's message
   const theirs = b.locator('.msg', { hasText: 'hello bob' });
   await theirs.hover();

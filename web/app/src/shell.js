@@ -202,6 +202,10 @@ function MessageList({ channelId }) {
 function MessageRow({ m, compact, mine }) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(m.content);
+  // ArrowUp in an empty composer edits your last message
+  useEffect(() => {
+    if (state.editId === m.id) { state.editId = ''; setDraft(m.content); setEditing(true); }
+  });
   const name = state.users[m.author_id] || '…';
   const time = new Date(Date.parse(m.created_at) || idTime(m.id).getTime());
   const sid = currentServerId();
@@ -210,6 +214,7 @@ function MessageRow({ m, compact, mine }) {
     e?.preventDefault();
     if (draft.trim() && draft !== m.content) { if (!(await editMessage(m, draft))) return; }
     setEditing(false);
+    document.querySelector('.composer textarea')?.focus();
   }
   return html`<div class=${'msg' + (compact ? ' compact' : '') + (mentionsMe(m) && !mine ? ' mentioned' : '')} data-id=${m.id} data-author=${m.author_id}>
     ${compact ? html`<span class="msg-gutter muted small" title=${time.toLocaleString()}>${time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}</span>`
@@ -301,6 +306,11 @@ function Composer({ channelId, name }) {
       if (e.key === 'Escape') { setPicks([]); return; }
     }
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
+    if (e.key === 'ArrowUp' && !text) {
+      const list = state.messages[channelId]?.list || [];
+      const mine = [...list].reverse().find((m) => m.author_id === state.me?.id);
+      if (mine) { e.preventDefault(); state.editId = mine.id; changed(); }
+    }
   }
   const who = typers(channelId);
   return html`<form class="composer" onSubmit=${submit}>
