@@ -72,7 +72,15 @@ test('register, log in, create a server and send the first message through the U
   await page.selectOption('form select[aria-label="Category"]', { label: 'Voice of Town' });
   await page.click('form button:has-text("Create")');
   await page.waitForSelector('.ok-note:has-text("Created #town-hall")');
+  // reorder: a new channel outside categories, moved above general
+  await page.fill('input[aria-label="New channel name"]', 'lobby');
+  await page.selectOption('form select[aria-label="Category"]', '');
+  await page.click('form button:has-text("Create")');
+  await page.waitForSelector('.ok-note:has-text("Created #lobby")');
+  await page.click('button[aria-label="Move lobby up"]');
+  await waitFor(async () => (await page.locator('.chan-row input[aria-label^="Name of"]').evaluateAll((els) => els.map((e) => e.value))).join().startsWith('lobby,general'), 'lobby first in the settings list');
   await page.click('a.tab:has-text("Back to chat")');
+  await waitFor(async () => (await page.locator('.sidebar-body > .chan-list .chan').evaluateAll((els) => els.map((e) => e.dataset.name))).join() === 'lobby,general', 'lobby above general');
   await page.waitForSelector('.cat:has(h3:has-text("Voice of Town")) .chan[data-name="town-hall"]');
   assert.equal(await page.locator('.sidebar > .sidebar-body > .chan-list .chan[data-name="town-hall"]').count(), 0, 'not outside its category');
 });
@@ -265,7 +273,7 @@ test('an admin hides a channel and it disappears for the member without a reload
     const rs = await gh.api('GET', `/servers/${g.id}/roles`, alice.token);
     return rs.reduce((x, y) => (y.position > x.position ? y : x)).id === other.id;
   }, 'the dragged role on top');
-  assert.equal(await a.locator('.role-item').first().getAttribute('data-role'), other.id);
+  await waitFor(async () => (await a.locator('.role-item').first().getAttribute('data-role')) === other.id, 'the list to show it on top');
 
   // Overwrites: deny SEND_MESSAGES to @everyone in general; bob's send is refused, in words
   await a.click('a.tab:has-text("Channel permissions")');
