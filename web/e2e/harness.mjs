@@ -7,7 +7,7 @@
 //   CHROMIUM            browser path (default /usr/bin/chromium)
 //   UPDATE_SCREENSHOTS  1: write screenshots to docs/screenshots (else web/e2e/out)
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -112,9 +112,19 @@ export class Proxy {
   async stop() { this.cut(); await new Promise((r) => this.server.close(r)); }
 }
 
+/** chromiumPath: $CHROMIUM, Debian's /usr/bin/chromium, or the first chromium on PATH. */
+function chromiumPath() {
+  if (process.env.CHROMIUM) return process.env.CHROMIUM;
+  if (existsSync('/usr/bin/chromium')) return '/usr/bin/chromium';
+  for (const name of ['chromium', 'chromium-browser']) {
+    try { return execFileSync('sh', ['-c', `command -v ${name}`]).toString().trim(); } catch { /* next */ }
+  }
+  throw new Error('no Chromium found: install Debian\'s chromium package or set CHROMIUM=/path/to/chromium');
+}
+
 export async function launchBrowser() {
   return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    executablePath: chromiumPath(),
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
   });
@@ -136,4 +146,23 @@ export async function openAs(browser, baseUrl, user, path = '/channels/@me', opt
 export async function shot(page, name) {
   mkdirSync(shotDir, { recursive: true });
   await page.screenshot({ path: join(shotDir, `${name}.png`) });
+}
+
+/**
+ * watch connects a gateway client (the SDK, from Node) as `user`, follows
+ * `channelId`, and returns {seen(content): Promise, close()}. Tests use it
+ * to know the server has fanned a message out (to every session at once).
+ */
+export async function watch(baseUrl, user, channelId) {
+  const web = join(here, '..');
+  if (!existsSync(join(web, 'sdk', 'dist', 'index.js'))) execFileSync('npm', ['run', 'build:sdk'], { cwd: web, stdio: 'inherit' });
+  const sdk = await import('../sdk/dist/index.js');
+  const gw = new sdk.Gateway({ url: sdk.gatewayURL(baseUrl), token: user.token });
+  const got = [];
+  gw.on('message_create', (m) => got.push(m.content));
+  gw.connect();
+  await waitFor(() => gw.state === 'ready', 'the watcher to connect');
+  gw.subscribe([channelId]);
+  await gw.whenSynced();
+  return { seen: (content) => waitFor(() => got.includes(content), `the watcher to see "${content}"`), close: () => gw.close() };
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Guildhall, Proxy, waitFor } from './harness.mjs';
+import { Guildhall, Proxy, waitFor, watch } from './harness.mjs';
 
 const web = join(dirname(fileURLToPath(import.meta.url)), '..');
 let gh, sdk;
@@ -95,9 +95,12 @@ test('SDK: a cut connection resumes and replays what it missed', { skip: typeof 
     gw.subscribe([g.chans.general.id]);
     await gw.whenSynced();
     const session = gw.sessionId;
+    const watcher = await watch(gh.url, a, g.chans.general.id);
     proxy.cut();
     await waitFor(() => gw.state !== 'ready', 'the drop to be noticed');
     await gh.api('POST', `/channels/${g.chans.general.id}/messages`, a.token, { content: 'missed', nonce: 'x' });
+    await watcher.seen('missed'); // fanned out while b is away
+    watcher.close();
     proxy.restore();
     await waitFor(() => events.some((e) => e[2] === 'missed'), 'the missed message');
     assert.equal(gw.sessionId, session, 'same session');

@@ -7,6 +7,7 @@ import { state, server, rest, say, canServer, refreshChannels, navigate, leaveSe
 import { PermissionNames, ChannelPermissionNames, has, withBit } from '../../sdk/src/permissions.ts';
 import { idTime } from '../../sdk/src/snowflake.ts';
 import { Avatar } from './ui.js';
+import { ConnectionBar } from './shell.js';
 
 // Tabs and who sees them (the server still checks every request).
 const TABS = [
@@ -27,6 +28,7 @@ export function Settings({ serverId, tab }) {
       <a class="tab" href=${back}>← Back to chat</a>
     </nav>
     <main class="settings-body">
+      <${ConnectionBar} />
       <a class="close-settings" href=${back} aria-label="Close settings">✕</a>
       ${tab === 'overview' ? html`<${Overview} s=${s} />`
         : tab === 'roles' ? html`<${Roles} serverId=${serverId} key=${serverId} />`
@@ -103,6 +105,24 @@ function Nickname({ serverId }) {
     </form>${a.view}`;
 }
 
+/**
+ * moveChannel swaps c with its neighbour among the channels shown beside it
+ * (same category, or the categories among themselves) and renumbers that
+ * group 0, 1, 2…: the server does not renumber, and equal positions fall
+ * back to ID order.
+ */
+async function moveChannel(c, dir) {
+  const all = state.channels[c.server_id] || [];
+  const group = all.filter((x) => (c.type === 'category' ? x.type === 'category' : x.type === 'text' && (x.parent_id || null) === (c.parent_id || null)));
+  const i = group.findIndex((x) => x.id === c.id), j = i + dir;
+  if (j < 0 || j >= group.length) return;
+  [group[i], group[j]] = [group[j], group[i]];
+  for (let k = 0; k < group.length; k++) {
+    if (group[k].position !== k) await rest.updateChannel(group[k].id, { position: k });
+  }
+  await refreshChannels(c.server_id);
+}
+
 function ChannelRow({ c, cats }) {
   const a = useAction();
   const [name, setName] = useState(c.name);
@@ -113,8 +133,8 @@ function ChannelRow({ c, cats }) {
       onKeyDown=${(e) => { if (e.key === 'Enter') save({ name }, 'Renamed.'); }} />
     ${c.type === 'text' && html`<select aria-label="Category" value=${c.parent_id || ''} onChange=${(e) => save({ parent_id: e.target.value }, 'Moved.')}>
       <option value="">No category</option>${cats.map((k) => html`<option value=${k.id}>${k.name}</option>`)}</select>`}
-    <button onClick=${() => save({ position: Math.max(0, c.position - 1) })} aria-label="Move up" title="Move up">↑</button>
-    <button onClick=${() => save({ position: c.position + 1 })} aria-label="Move down" title="Move down">↓</button>
+    <button onClick=${() => a.run(() => moveChannel(c, -1))} aria-label=${`Move ${c.name} up`} title="Move up">↑</button>
+    <button onClick=${() => a.run(() => moveChannel(c, 1))} aria-label=${`Move ${c.name} down`} title="Move down">↓</button>
     <button class="danger" onClick=${() => { if (confirm(`Delete ${c.name}? Its history goes with it.`)) a.run(async () => { await rest.deleteChannel(c.id); await refreshChannels(c.server_id); }); }}>Delete</button>
     ${a.view}
   </li>`;

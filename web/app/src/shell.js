@@ -4,7 +4,7 @@ import { html } from './html.js';
 import {
   state, changed, currentServerId, currentChannelId, server, channel, serverUnread, canServer, loadOlder,
   send, retry, discard, editMessage, deleteMessage, typing, typers, openModal, togglePanel, logout, setTheme, rest, say,
-  mentionsMe, searchMembers, learnUser,
+  mentionsMe, searchMembers, learnUser, divider,
 } from './store.js';
 import { idTime } from '../../sdk/src/snowflake.ts';
 import { Avatar, Badge, Icon } from './ui.js';
@@ -24,7 +24,7 @@ export function Shell() {
     </div>`;
 }
 
-function ConnectionBar() {
+export function ConnectionBar() {
   const s = state.conn;
   const text = {
     idle: 'Not connected', connecting: 'Connecting…', identifying: 'Connecting…', resuming: 'Reconnecting…',
@@ -140,6 +140,8 @@ function MessageList({ channelId }) {
   const stick = useRef(true);
   const prevHeight = useRef(0);
   const prevFirst = useRef('');
+  const prevLast = useRef('');
+  const [below, setBelow] = useState(false); // new messages arrived below while scrolled up
   const b = state.messages[channelId] || { list: [], more: true, loading: true };
   const pend = state.pending[channelId] || [];
   const me = state.me?.id;
@@ -154,18 +156,25 @@ function MessageList({ channelId }) {
     } else if (stick.current) {
       el.scrollTop = el.scrollHeight;
     }
+    const last = b.list[b.list.length - 1]?.id || '';
+    if (prevLast.current && last !== prevLast.current && !stick.current && !below) setBelow(true);
     prevFirst.current = first;
+    prevLast.current = last;
     prevHeight.current = el.scrollHeight;
   });
 
   function onScroll() {
     const el = ref.current;
     stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (stick.current && below) setBelow(false);
     if (el.scrollTop < 80 && b.more && !b.loading) loadOlder(channelId);
   }
 
   let lastAuthor = '', lastTime = 0;
-  return html`<div class="messages" ref=${ref} onScroll=${onScroll} role="log" aria-label="Messages" aria-live="polite">
+  const jump = () => { const el = ref.current; stick.current = true; setBelow(false); el.scrollTop = el.scrollHeight; };
+  return html`<div class="messages-wrap">
+  ${below && html`<button class="jump" onClick=${jump}>New messages below ↓</button>`}
+  <div class="messages" ref=${ref} onScroll=${onScroll} role="log" aria-label="Messages" aria-live="polite">
     ${b.more === false ? html`<p class="muted history-start">This is the start of the channel.</p>`
       : b.loading ? html`<p class="muted history-start">Loading…</p>`
       : html`<button class="link history-start" onClick=${() => loadOlder(channelId)}>Load older messages</button>`}
@@ -174,7 +183,9 @@ function MessageList({ channelId }) {
       const t = Date.parse(m.created_at) || idTime(m.id).getTime();
       const compact = m.author_id === lastAuthor && t - lastTime < 5 * 60000;
       lastAuthor = m.author_id; lastTime = t;
-      return html`<${MessageRow} key=${m.id} m=${m} compact=${compact} mine=${m.author_id === me} />`;
+      const isNew = divider[channelId] === m.id;
+      const row = html`<${MessageRow} key=${m.id} m=${m} compact=${compact && !isNew} mine=${m.author_id === me} />`;
+      return isNew ? [html`<div class="new-divider" key=${'new-' + m.id} role="separator"><span>New</span></div>`, row] : row;
     })}
     ${pend.map((p) => html`<div class=${'msg pending ' + p.status} key=${p.nonce} data-nonce=${p.nonce}>
       <${Avatar} name=${state.me?.username || '?'} />
@@ -185,12 +196,16 @@ function MessageList({ channelId }) {
           <button class="link" onClick=${() => retry(channelId, p.nonce)}>Retry</button>
           <button class="link" onClick=${() => discard(channelId, p.nonce)}>Discard</button></div>`}
       </div></div>`)}
-  </div>`;
+  </div></div>`;
 }
 
 function MessageRow({ m, compact, mine }) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(m.content);
+  // ArrowUp in an empty composer edits your last message
+  useEffect(() => {
+    if (state.editId === m.id) { state.editId = ''; setDraft(m.content); setEditing(true); }
+  });
   const name = state.users[m.author_id] || '…';
   const time = new Date(Date.parse(m.created_at) || idTime(m.id).getTime());
   const sid = currentServerId();
@@ -199,6 +214,7 @@ function MessageRow({ m, compact, mine }) {
     e?.preventDefault();
     if (draft.trim() && draft !== m.content) { if (!(await editMessage(m, draft))) return; }
     setEditing(false);
+    document.querySelector('.composer textarea')?.focus();
   }
   return html`<div class=${'msg' + (compact ? ' compact' : '') + (mentionsMe(m) && !mine ? ' mentioned' : '')} data-id=${m.id} data-author=${m.author_id}>
     ${compact ? html`<span class="msg-gutter muted small" title=${time.toLocaleString()}>${time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}</span>`
@@ -228,7 +244,7 @@ function renderContent(text, serverId) {
     if (mt[1]) label = (state.roles[serverId] || []).find((r) => r.id === mt[2])?.name || 'role';
     else { learnUser(serverId, mt[2]); label = state.users[mt[2]] || 'user'; }
     const me = !mt[1] && state.me && mt[2] === state.me.id;
-    out.push(html`<span class=${'mention' + (me ? ' me' : '')} data-mention=${mt[2]}>@${label}</span>`);
+    out.push(html`<span class=${'mention-tag' + (me ? ' me' : '')} data-mention=${mt[2]}>@${label}</span>`);
     last = mt.index + mt[0].length;
   }
   out.push(text.slice(last));
@@ -244,6 +260,8 @@ function Composer({ channelId, name }) {
   const area = useRef(null);
   const sid = currentServerId();
   useEffect(() => { area.current?.focus(); }, [channelId]);
+  useEffect(() => { if (!text && area.current) area.current.style.height = ''; }, [text]);
+  const grow = (el) => { el.style.height = ''; el.style.height = Math.min(el.scrollHeight + 2, innerHeight * 0.4) + 'px'; };
 
   // the "@prefix" being typed just before the cursor, if any
   function query(v, pos) {
@@ -288,6 +306,11 @@ function Composer({ channelId, name }) {
       if (e.key === 'Escape') { setPicks([]); return; }
     }
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
+    if (e.key === 'ArrowUp' && !text) {
+      const list = state.messages[channelId]?.list || [];
+      const mine = [...list].reverse().find((m) => m.author_id === state.me?.id);
+      if (mine) { e.preventDefault(); state.editId = mine.id; changed(); }
+    }
   }
   const who = typers(channelId);
   return html`<form class="composer" onSubmit=${submit}>
@@ -296,7 +319,7 @@ function Composer({ channelId, name }) {
         onMouseDown=${(e) => { e.preventDefault(); choose(m); }}><${Avatar} name=${m.username} /> ${m.nick || m.username}
         ${m.nick && html`<span class="muted small">${m.username}</span>`}</li>`)}</ul>`}
     <textarea ref=${area} rows="1" aria-label=${`Message #${name}`} placeholder=${`Message #${name}`} value=${text}
-      onInput=${(e) => { setText(e.target.value); if (e.target.value) typing(channelId); complete(e.target.value, e.target.selectionStart); }}
+      onInput=${(e) => { grow(e.target); setText(e.target.value); if (e.target.value) typing(channelId); complete(e.target.value, e.target.selectionStart); }}
       onKeyDown=${onKeyDown}></textarea>
     <button class="primary send" type="submit" aria-label="Send">Send</button>
     <div class="below-composer">

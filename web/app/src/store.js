@@ -261,6 +261,7 @@ export async function refreshChannels(serverId, quiet = false) {
       state.servers = state.servers.filter((s) => s.id !== serverId);
       delete state.channels[serverId];
       if (currentServerId() === serverId) { notify('You are no longer a member of that server.'); navigate('/channels/@me', true); }
+      updateSubscriptions();
       changed();
       return;
     }
@@ -421,14 +422,25 @@ function synced() {
   return Promise.race([gateway.whenSynced(), new Promise((r) => setTimeout(r, 3000))]);
 }
 
+// divider: channel -> ID of the first message that was unread when it was opened ("New" line)
+export const divider = {};
+
+function placeDivider(channelId, unread) {
+  const list = state.messages[channelId]?.list || [];
+  delete divider[channelId];
+  if (unread > 0 && unread <= list.length) divider[channelId] = list[list.length - unread].id;
+}
+
 async function openChannel(channelId) {
   const b = bucket(channelId);
   if (b.loading) return;
+  const unread = state.unread[channelId]?.count || 0;
   await synced();
-  if (!b.loaded) { await loadOlder(channelId, true); return; }
+  if (!b.loaded) { await loadOlder(channelId, true); placeDivider(channelId, unread); changed(); return; }
   // While it was not open it was followed for counts only: fetch what came meanwhile.
   await fetchAfter(channelId);
   if (channelId !== currentChannelId()) return;
+  placeDivider(channelId, unread);
   if (b.list.length) markRead(channelId, b.list[b.list.length - 1].id);
   else delete state.unread[channelId];
   changed();
@@ -566,11 +578,11 @@ export async function deleteMessage(m) {
 
 // ---- typing
 
-let lastTypingSent = 0;
+const lastTypingSent = {}; // channel -> ms
 export function typing(channelId) {
   if (!gateway || gateway.state !== 'ready') return;
-  if (Date.now() - lastTypingSent < 4000) return;
-  lastTypingSent = Date.now();
+  if (Date.now() - (lastTypingSent[channelId] || 0) < 4000) return;
+  lastTypingSent[channelId] = Date.now();
   gateway.typing(channelId).catch(() => { /* typing is best effort */ });
 }
 

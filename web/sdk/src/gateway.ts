@@ -347,6 +347,8 @@ export class Gateway {
   /** request sends a frame with a fresh ref and resolves with the reply (ok, sent); an error reply rejects. */
   request(body: Omit<Frame, 'ref' | 'seq'>): Promise<Frame> {
     const ref = 'r' + this.nextRef++;
+    // Before ready (or resumed) the server takes nothing but identify/resume: it would close with 4003.
+    if (this.state !== 'ready') return Promise.reject(new GatewayError('disconnected', 'not connected to the server yet'));
     return new Promise<Frame>((resolve, reject) => {
       try { this.write({ ref, ...body }); } catch (e) { reject(e); return; }
       this.pending.set(ref, { resolve, reject });

@@ -122,6 +122,17 @@ describe('Gateway', () => {
     expect(ws2.take()[0].identify).toBeTruthy();
   });
 
+  it('refuses requests before ready instead of breaking the protocol', async () => {
+    const gw = newGateway();
+    gw.connect();
+    const ws = FakeWS.last();
+    ws.open();
+    ws.push({ hello: { heartbeat_interval_ms: 1000 } });
+    ws.take();
+    await expect(gw.typing('5')).rejects.toMatchObject({ code: 'disconnected' });
+    expect(ws.take()).toEqual([]);
+  });
+
   it('stops on 4004 (token refused)', () => {
     const gw = newGateway();
     const ws = connectReady(gw);
