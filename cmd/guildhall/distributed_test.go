@@ -679,6 +679,13 @@ func TestDistributedMessageCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
+	// History has every acked message at once, persisted or not (the
+	// cache and the log hold what the store does not have yet).
+	var hist []msgJSON
+	alice.do("GET", "/channels/"+channel+"/messages?limit=100", nil, 200, &hist)
+	if len(hist) != n || hist[0].Seq != n || hist[n-1].Seq != 1 {
+		t.Fatalf("history right after the crash: %d messages, seqs %v", len(hist), seqs(hist))
+	}
 	startMessage("4")
 
 	// Every acked message reaches the store: a batch the killed persister
