@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -582,16 +583,20 @@ func TestLocalClusterScript(t *testing.T) {
 	var env []string
 	var out string
 	for attempt := 0; ; attempt++ {
-		// The script takes five consecutive HTTP ports from the base.
-		_, base, _ := net.SplitHostPort(freePort(t))
-		_, natsPort, _ := net.SplitHostPort(freePort(t))
+		// The script takes five consecutive HTTP ports from the base, and
+		// one for NATS: below the usual ephemeral range (32768 and up),
+		// where outgoing connections do not take them.
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		port := 20000 + int(binary.BigEndian.Uint16(b[:]))%12000
+		base, natsPort := fmt.Sprint(port), fmt.Sprint(port+10)
 		env = append(os.Environ(), "CQL_HOSTS="+hosts, "REDIS_ADDR="+redisAddr, "GUILDHALL_CLUSTER_KEYSPACE="+ks, "GUILDHALL_REDIS_PREFIX="+prefix,
 			"GUILDHALL_CLUSTER_BIN="+mustBuild(t), "GUILDHALL_CLUSTER_DIR="+dir, "GUILDHALL_CLUSTER_PORT="+base, "GUILDHALL_CLUSTER_NATS_PORT="+natsPort)
 		var err error
 		if out, err = run(env, "start"); err == nil {
 			break
 		}
-		if attempt == 3 {
+		if attempt == 8 {
 			t.Fatal("local-cluster.sh start failed")
 		}
 	}
