@@ -23,22 +23,6 @@ import (
 	"github.com/guildhall/guildhall/snowflake"
 )
 
-// counting is the message service with the counters told about every
-// message sent, as the send path does once a message is durable.
-type counting struct {
-	*message.Service
-	counters message.UnreadCounters
-}
-
-func (c counting) Send(ctx context.Context, actorID, channelID uint64, content, nonce string) (message.Message, error) {
-	m, err := c.Service.Send(ctx, actorID, channelID, content, nonce)
-	if err == nil {
-		m.Mentions = message.ParseMentions(content)
-		err = c.counters.Accepted(ctx, m)
-	}
-	return m, err
-}
-
 // rsEnv is the REST API of one process with read states: Pebble stores,
 // the role resolver, in-process counters.
 type rsEnv struct {
@@ -73,11 +57,11 @@ func newRSEnv(t *testing.T, withReadStates bool) *rsEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = persister.Shutdown(context.Background()) })
-	svc := message.NewService(message.Config{Store: store, Access: res, Log: mlog, Publisher: &rsNopPublisher{}, IDs: ids})
+	svc := message.NewService(message.Config{Store: store, Access: res, Log: mlog, Publisher: &rsNopPublisher{}, IDs: ids, Counters: counters})
 	recent := message.NewReader(store, res, nil, mlog)
 	s := api.Services{
 		Members:  members,
-		Messages: counting{svc, counters},
+		Messages: svc,
 		History:  recent,
 		Roles:    roles,
 	}

@@ -192,8 +192,9 @@ func newCostWorld(b *testing.B, members, online int) *costWorld {
 	// servers are followed the same way).
 	w := &world{members: mem, resolver: resolver, rstore: rstore}
 	nodes := []*linkNode{
-		w.startLinkOn(b, connect("link-a"), "link-a", link.Config{SmallServer: -1, QueueLen: 4096}),
-		w.startLinkOn(b, connect("link-b"), "link-b", link.Config{SmallServer: -1, QueueLen: 4096}),
+		// The clients send no heartbeats: a long interval keeps them.
+		w.startLinkOn(b, connect("link-a"), "link-a", link.Config{SmallServer: -1, QueueLen: 4096, HeartbeatInterval: time.Hour}),
+		w.startLinkOn(b, connect("link-b"), "link-b", link.Config{SmallServer: -1, QueueLen: 4096, HeartbeatInterval: time.Hour}),
 	}
 	received := cw.received
 	var readers sync.WaitGroup

@@ -348,10 +348,16 @@ func (n *Node) endSession(s *session, readErr error) {
 	n.sessMu.Lock()
 	delete(n.sessions, s)
 	n.sessMu.Unlock()
-	if !s.resumable(readErr) {
+	s.mu.Lock()
+	handedOver := s.handedOver
+	s.mu.Unlock()
+	switch {
+	case handedOver: // another node has it (and its checkpoint)
+		n.unsubscribeAll(s)
+	case !s.resumable(readErr):
 		n.unsubscribeAll(s)
 		n.forgetCheckpoint(s.ID())
-	} else if !n.detach(s) { // closing: the last checkpoint lets it resume elsewhere
+	case !n.detach(s): // closing: the last checkpoint lets it resume elsewhere
 		n.unsubscribeAll(s)
 	}
 	n.wg.Done()

@@ -186,7 +186,7 @@ func (n *Node) checkpoint(ctx context.Context, all bool) {
 	n.sessMu.Unlock()
 	for _, s := range list {
 		s.mu.Lock()
-		if (!s.ckptDirty && !all) || s.user.ID == 0 || s.movedTo != nil || s.catching {
+		if (!s.ckptDirty && !all) || s.user.ID == 0 || s.movedTo != nil || s.catching || s.handedOver {
 			s.mu.Unlock()
 			continue
 		}

@@ -79,6 +79,7 @@ type session struct {
 	floor        map[uint64]uint64 // after a takeover: message IDs at or below were sent already
 	ckptDirty    bool              // changed since the last checkpoint
 	catching     bool              // a takeover is rebuilding what the client missed: hold dispatches
+	handedOver   bool              // another node took the session: nothing to keep here
 	held         []heldEvent       // dispatches held while catching
 	closed       bool
 	closing      bool // a close handshake was started; closeDone is closed when it ends

@@ -93,18 +93,12 @@ func (n *Node) onTakeover(msg *nats.Msg) {
 // dispatches after the confirmed position.
 func (n *Node) handover(req *pb.SessionTakeover) *pb.SessionHandover {
 	s := n.takeDetached(req.SessionId, req.UserId)
+	stolen := false
 	if s == nil {
 		// The client may have reached the other node before this one saw
-		// its connection drop: close the connection and take the session
-		// once it is detached.
-		if live := n.liveSession(req.SessionId, req.UserId); live != nil {
-			live.close(CloseSessionMoved, "session resumed elsewhere")
-			deadline := time.Now().Add(takeoverTimeout / 2)
-			for s == nil && time.Now().Before(deadline) && n.ctx.Err() == nil {
-				time.Sleep(5 * time.Millisecond)
-				s = n.takeDetached(req.SessionId, req.UserId)
-			}
-		}
+		// its connection drop: take the session from that connection,
+		// which is closed with 4011 (without waiting for the handshake).
+		s, stolen = n.liveSession(req.SessionId, req.UserId), true
 	}
 	if s == nil {
 		return &pb.SessionHandover{}
@@ -112,6 +106,10 @@ func (n *Node) handover(req *pb.SessionTakeover) *pb.SessionHandover {
 	s.mu.Lock()
 	ho := &pb.SessionHandover{Found: true, Complete: req.LastSeq >= s.confirmedSeq && req.LastSeq <= s.seq, State: s.stateLocked(false)}
 	ho.Events = s.eventsAfterLocked(s.confirmedSeq)
+	s.handedOver = true
+	if stolen {
+		s.closeLocked(CloseSessionMoved, "session resumed elsewhere")
+	}
 	s.closed = true
 	s.mu.Unlock()
 	n.unsubscribeAll(s)

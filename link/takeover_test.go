@@ -337,3 +337,25 @@ func TestResumeAfterShutdown(t *testing.T) {
 		t.Fatalf("replayed %v, want [2 3]", got)
 	}
 }
+
+// TestResumeElsewhereWhileConnected: a resume on B of a session whose
+// connection to A still looks alive closes that connection (4011) and
+// moves the session, its missed dispatches included.
+func TestResumeElsewhereWhileConnected(t *testing.T) {
+	h := mustHarness(t, Config{SmallServer: -1})
+	b := h.addNode(t, Config{SmallServer: -1})
+	c := h.dial(t, false)
+	ready := c.identify()
+	c.mustSubscribe(1)
+	h.deliver(t, messageEvent(1, 1, ""), messageEvent(1, 2, ""))
+	readEvents(t, c, 1, messageEvent(1, 1, ""))
+	again := b.dial(t)
+	replayed, end := again.resumeWith(ready.SessionId, 1, nil)
+	if end.GetResumed() == nil {
+		t.Fatalf("resume ended with %v", end)
+	}
+	if got := messageIDs(t, replayed, 2); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("replayed %v, want [2]", got)
+	}
+	c.expectClose(CloseSessionMoved)
+}

@@ -3,7 +3,6 @@ package message_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/guildhall/guildhall/bus/bustest"
 	"github.com/guildhall/guildhall/message"
+	"github.com/guildhall/guildhall/message/inmem"
 	messagejs "github.com/guildhall/guildhall/message/jetstream"
 )
 
@@ -84,20 +84,15 @@ func settle(tb testing.TB, l message.Log) {
 	})
 }
 
-// memCache is a small message.Cache for these tests (the real ones live
-// in message/inmem and message/redis and have their own suite).
+// memCache is the embedded cache (message/inmem) with a switch that
+// makes every call fail, as Redis does when it is down.
 type memCache struct {
-	mu       sync.Mutex
-	windows  map[uint64][]message.Message // newest first
-	complete map[uint64]bool
-	err      error // returned by every call when set
+	inner *inmem.Cache
+	mu    sync.Mutex
+	err   error // returned by every call when set
 }
 
-const memCacheSize = 200
-
-func newMemCache() *memCache {
-	return &memCache{windows: map[uint64][]message.Message{}, complete: map[uint64]bool{}}
-}
+func newMemCache() *memCache { return &memCache{inner: inmem.New(inmem.Config{})} }
 
 func (c *memCache) fail(err error) {
 	c.mu.Lock()
@@ -105,84 +100,52 @@ func (c *memCache) fail(err error) {
 	c.err = err
 }
 
-func (c *memCache) put(m message.Message) {
-	w := slices.DeleteFunc(c.windows[m.ChannelID], func(o message.Message) bool { return o.ID == m.ID })
-	w = append(w, m)
-	slices.SortFunc(w, func(a, b message.Message) int {
-		if a.ID > b.ID {
-			return -1
-		}
-		return 1
-	})
-	if len(w) > memCacheSize {
-		w = w[:memCacheSize]
-	}
-	c.windows[m.ChannelID] = w
-}
-
-func (c *memCache) Add(_ context.Context, m message.Message) error {
+func (c *memCache) down() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	c.put(m)
-	return nil
-}
-
-func (c *memCache) Replace(_ context.Context, m message.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	if slices.ContainsFunc(c.windows[m.ChannelID], func(o message.Message) bool { return o.ID == m.ID }) {
-		c.put(m)
-	}
-	return nil
-}
-
-func (c *memCache) Remove(_ context.Context, channelID, id uint64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	c.windows[channelID] = slices.DeleteFunc(c.windows[channelID], func(o message.Message) bool { return o.ID == id })
-	return nil
-}
-
-func (c *memCache) Latest(_ context.Context, channelID uint64, limit int) ([]message.Message, bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return nil, false, c.err
-	}
-	w := c.windows[channelID]
-	return slices.Clone(w[:min(limit, len(w))]), c.complete[channelID], nil
-}
-
-func (c *memCache) Fill(_ context.Context, channelID uint64, msgs []message.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
-	}
-	for _, m := range msgs {
-		if !slices.ContainsFunc(c.windows[channelID], func(o message.Message) bool { return o.ID == m.ID }) {
-			c.put(m)
-		}
-	}
-	c.complete[channelID] = true
-	return nil
-}
-
-func (c *memCache) Invalidate(_ context.Context, channelID uint64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.windows, channelID)
-	delete(c.complete, channelID)
 	return c.err
+}
+
+func (c *memCache) Add(ctx context.Context, m message.Message) error {
+	if err := c.down(); err != nil {
+		return err
+	}
+	return c.inner.Add(ctx, m)
+}
+
+func (c *memCache) Replace(ctx context.Context, m message.Message) error {
+	if err := c.down(); err != nil {
+		return err
+	}
+	return c.inner.Replace(ctx, m)
+}
+
+func (c *memCache) Remove(ctx context.Context, channelID, id uint64) error {
+	if err := c.down(); err != nil {
+		return err
+	}
+	return c.inner.Remove(ctx, channelID, id)
+}
+
+func (c *memCache) Latest(ctx context.Context, channelID uint64, limit int) ([]message.Message, bool, error) {
+	if err := c.down(); err != nil {
+		return nil, false, err
+	}
+	return c.inner.Latest(ctx, channelID, limit)
+}
+
+func (c *memCache) Fill(ctx context.Context, channelID uint64, msgs []message.Message) error {
+	if err := c.down(); err != nil {
+		return err
+	}
+	return c.inner.Fill(ctx, channelID, msgs)
+}
+
+func (c *memCache) Invalidate(ctx context.Context, channelID uint64) error {
+	if err := c.down(); err != nil {
+		return err
+	}
+	return c.inner.Invalidate(ctx, channelID)
 }
 
 var _ message.Cache = (*memCache)(nil)

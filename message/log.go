@@ -73,7 +73,8 @@ type LogSource interface {
 type Batch struct {
 	Changes []Change
 	// Pending is how many changes were left in the log after this batch
-	// when it was handed out.
+	// when it was handed out, as far as the log knew: it may not count
+	// the newest appends yet (for metrics, not for correctness).
 	Pending uint64
 	// Ack acknowledges the whole batch; nil for an empty one.
 	Ack func(ctx context.Context) error

@@ -42,7 +42,10 @@ type PersisterConfig struct {
 // again, and Store.Persist's idempotence makes the replay harmless. A
 // write that fails is retried, with backoff, until it lands: the log
 // keeps the batch meanwhile, and the service's back-pressure bound stops
-// sends before the log could drop anything.
+// sends before the log could drop anything. The one exception is a record
+// the store refuses as Invalid (one this service never writes): it is
+// logged, counted as an error and dropped, so it cannot stop the
+// persister for good.
 //
 // Any number of Persisters may run, in any processes, on one shared
 // source: the source hands out one batch at a time, so they take turns.
@@ -160,6 +163,11 @@ func (p *Persister) write(b Batch) bool {
 	for {
 		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.WriteTimeout)
 		err := p.cfg.Store.Persist(ctx, b.Changes)
+		if guildhall.KindOf(err) == guildhall.Invalid {
+			// A record the store can never take (not one this service
+			// wrote): drop it rather than retry the batch forever.
+			b.Changes, err = p.dropInvalid(ctx, b.Changes)
+		}
 		cancel()
 		if err == nil {
 			break
@@ -193,6 +201,26 @@ func (p *Persister) write(b Batch) bool {
 		backoff = p.sleep(backoff)
 		return true
 	}
+}
+
+// dropInvalid stores changes one at a time, in order, leaving out (and
+// logging) each one the store refuses as Invalid, and returns the rest.
+func (p *Persister) dropInvalid(ctx context.Context, changes []Change) ([]Change, error) {
+	keep := changes[:0:0]
+	for _, c := range changes {
+		err := p.cfg.Store.Persist(ctx, []Change{c})
+		switch {
+		case guildhall.KindOf(err) == guildhall.Invalid:
+			p.metrics.errors.Inc()
+			p.cfg.Logger.Error("dropping a message log record the store refuses", "kind", c.Kind,
+				"channel", c.Message.ChannelID, "message", c.Message.ID, "seq", c.Message.Seq, "err", err)
+		case err != nil:
+			return changes, err // retry the whole batch
+		default:
+			keep = append(keep, c)
+		}
+	}
+	return keep, nil
 }
 
 // sleep waits before a retry (50ms, doubling up to MaxBackoff) and

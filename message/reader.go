@@ -129,8 +129,9 @@ func (r *Reader) fill(ctx context.Context, channelID uint64) ([]Message, error) 
 	return v.([]Message), nil
 }
 
-// persistWait bounds how long awaitPersisted waits.
-const persistWait = 2 * time.Second
+// persistWait bounds how long awaitPersisted waits (a variable for
+// tests only).
+var persistWait = 2 * time.Second
 
 // awaitPersisted waits until the persister has stored the channel's
 // newest change in the log, for at most persistWait; after that the

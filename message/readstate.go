@@ -137,8 +137,9 @@ type CounterState struct {
 
 // ReadMessages is what read states need of the message store: a message's
 // seq by ID, and a channel's last seq to rebuild a lost head. Store has
-// both; wire a reader that also looks in the Cache where messages reach
-// the store after a delay, so a just-sent message can be acked.
+// both, but messages reach it after a delay: wire Reader.Recent, which
+// also looks in the log and the cache, so a just-sent message can be
+// acked.
 type ReadMessages interface {
 	Get(ctx context.Context, channelID, id uint64) (Message, error)
 	Last(ctx context.Context, channelID uint64) (seq, id uint64, err error)

@@ -29,9 +29,6 @@ func BenchmarkReadStatesList(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := e.counters.Accepted(ctx, m); err != nil {
-			b.Fatal(err)
-		}
 		if ch != e.secret {
 			if _, err := e.rs.Ack(ctx, e.plain.ID, ch, m.ID); err != nil {
 				b.Fatal(err)

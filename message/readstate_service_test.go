@@ -100,7 +100,7 @@ func newRSEnv(t testing.TB, counters message.UnreadCounters) *rsEnv {
 	mlog := mustLog(t, bustest.MustServer(t), messagejs.Config{})
 	mustPersister(t, message.PersisterConfig{Source: mlog, Store: store})
 	e := &rsEnv{
-		svc:      message.NewService(message.Config{Store: store, Access: res, Log: mlog, Publisher: &recorder{}, IDs: ids}),
+		svc:      message.NewService(message.Config{Store: store, Access: res, Log: mlog, Publisher: &recorder{}, IDs: ids, Counters: counters}),
 		counters: counters,
 		durable:  messagepebble.NewReadStates(db), store: store, roles: roles, members: members, notes: &notes{},
 	}
@@ -144,17 +144,13 @@ func newRSEnv(t testing.TB, counters message.UnreadCounters) *rsEnv {
 	return e
 }
 
-// send sends content to ch as author and records it in the counters, as
-// the message service does once the send is durable.
+// send sends content to ch as author through the message service, which
+// parses its mentions and records it in the counters once it is durable.
 func (e *rsEnv) send(t *testing.T, author member.User, ch uint64, content string) message.Message {
 	t.Helper()
 	m, err := e.svc.Send(t.Context(), author.ID, ch, content, "")
 	if err != nil {
 		t.Fatalf("Send(%q): %v", content, err)
-	}
-	m.Mentions = message.ParseMentions(content)
-	if err := e.counters.Accepted(t.Context(), m); err != nil {
-		t.Fatal(err)
 	}
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -193,6 +194,7 @@ func TestNonceRetryAcrossServices(t *testing.T) {
 // acked, before the persister stored it; edits too. A failing cache
 // makes reads fall back to the store.
 func TestReadYourWrites(t *testing.T) {
+	defer message.SetPersistWait(50 * time.Millisecond)() // no persister runs: don't wait for it long
 	e := newEnv(t, func(c *envConfig) { c.noPersister = true })
 	ctx := t.Context()
 	var sent []message.Message
@@ -516,4 +518,87 @@ func TestSendMentions(t *testing.T) {
 
 func mentionsEqual(a, b message.Mentions) bool {
 	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Roles, b.Roles) && a.Everyone == b.Everyone
+}
+
+// TestPersisterDropsInvalidRecords: a record the store refuses as
+// invalid (not one the service writes: an ID of 0) is dropped, logged and
+// counted; the records around it are stored and the persister goes on.
+func TestPersisterDropsInvalidRecords(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) { c.noPersister = true })
+	first := e.mustSend(t, e.plain, "before")
+	bad := message.Message{ChannelID: e.channel + 1, Seq: 1, Content: "no ID"}
+	if _, _, _, err := e.log.Append(t.Context(), message.Change{Kind: message.ChangeCreate, Message: bad}, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	second := e.mustSend(t, e.plain, "after")
+	reg := prometheus.NewRegistry()
+	e.startPersister(t, envConfig{persister: message.PersisterConfig{Registerer: reg}})
+	settle(t, e.log)
+	if got := e.stored(t); len(got) != 2 || got[0].ID != first.ID || got[1].ID != second.ID {
+		t.Errorf("stored %+v", got)
+	}
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if f.GetName() == "guildhall_message_persister_errors_total" && f.GetMetric()[0].GetCounter().GetValue() < 1 {
+			t.Errorf("the dropped record was not counted")
+		}
+	}
+}
+
+// slowStore adds latency to every Persist.
+type slowStore struct {
+	message.Store
+	delay time.Duration
+}
+
+func (s slowStore) Persist(ctx context.Context, changes []message.Change) error {
+	time.Sleep(s.delay)
+	return s.Store.Persist(ctx, changes)
+}
+
+// TestSlowStore: senders that outrun a slow store get back-pressure
+// errors; retrying them, every message lands once, in seq order.
+func TestSlowStore(t *testing.T) {
+	e := newEnv(t, func(c *envConfig) {
+		c.maxLag = 6
+		c.persister = message.PersisterConfig{BatchSize: 4}
+		c.persistTo = func(s message.Store) message.Store { return slowStore{s, 10 * time.Millisecond} }
+	})
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 20 {
+				for {
+					_, err := e.svc.Send(context.Background(), e.plain.ID, e.channel, fmt.Sprintf("w%d m%d", w, i), fmt.Sprintf("w%d-%d", w, i))
+					if err == nil {
+						break
+					}
+					if guildhall.KindOf(err) != guildhall.Unavailable {
+						t.Errorf("Send: %v", err)
+						return
+					}
+					refused.Add(1)
+					time.Sleep(time.Millisecond) // a client's backoff
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Errorf("no send was refused, with a store slower than the senders")
+	}
+	settle(t, e.log)
+	stored := e.stored(t)
+	if got := seqs(stored); !slices.Equal(got, seqRange(1, 80)) {
+		t.Fatalf("stored seqs %v, want 1..80", got)
+	}
+	seen := map[string]bool{}
+	for _, m := range stored {
+		if seen[m.Content] {
+			t.Errorf("%q stored twice", m.Content)
+		}
+		seen[m.Content] = true
+	}
+	t.Logf("%d sends refused and retried", refused.Load())
 }

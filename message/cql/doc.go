@@ -55,12 +55,10 @@
 // the claim. A batch that timed out (Unavailable) may still be applied
 // later from the batchlog.
 //
-// Inserting the very message that already holds its seq, as a replay of a
-// stream would, is a Conflict like any taken seq (the contract says so)
-// and changes nothing: it cannot bring back a deleted message or undo an
-// edit. A persister that replays a stream should take a Conflict on a
-// message it is replaying as "already stored" when message_seqs names its
-// ID (Last, for the newest seq, or Get), and as a real conflict otherwise.
+// Inserting the very message that already holds its seq is a Conflict
+// like any taken seq (the contract says so) and changes nothing: it cannot
+// bring back a deleted message or undo an edit. Replaying the message log
+// is Persist's job, which is idempotent (below).
 //
 // # Persist
 //
@@ -110,10 +108,9 @@
 // Delete keeps the message's seq taken and the hint as it is.
 //
 // The store does not enforce that a nonce is used once per author and
-// channel: message.Service checks ByNonce before it inserts, under its
-// per-channel lock, which is per process. Two processes handling the same
-// nonce at the same moment can both insert, and ByNonce then finds the
-// later one.
+// channel: message.Service checks ByNonce before it appends to the log,
+// and the log's duplicate window (Nats-Msg-Id, message/jetstream) makes
+// a retry through any process within it return the first message.
 //
 // # History pages
 //

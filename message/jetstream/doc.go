@@ -82,6 +82,14 @@
 // consumer's pending plus unacknowledged records, refreshed at most every
 // LagRefresh (100 ms) so a send costs no extra round trip.
 //
+// # Reads
+//
+// Newest (the last record on either subject of a channel, a direct get
+// on a wildcard subject) and Persisted (the consumer's ack floor) let a
+// reader wait until the store has every change of a channel made so far
+// before it reads the store (message.Reader): read-your-writes for edits
+// and deletions, which the cache alone cannot give.
+//
 // A Log is safe for concurrent use. It owns no goroutines; the NATS
 // connection is the caller's.
 package jetstream

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/bus"
@@ -97,6 +98,12 @@ type Log struct {
 	lagAt   atomic.Int64 // unix nanos of the last refresh
 	lagErr  atomic.Pointer[error]
 	fetchMu sync.Mutex // one Fetch at a time per Log
+	floor   singleflight.Group
+	// appended is the newest stream sequence this Log appended. The
+	// consumer's pending count is updated by the server asynchronously
+	// after a publish is acked, so right after an append it can still
+	// read 0; Lag also counts from the ack floor up to appended.
+	appended atomic.Uint64
 }
 
 var (
@@ -201,6 +208,12 @@ func (l *Log) Append(ctx context.Context, c message.Change, expect uint64, dedup
 		return 0, message.Change{}, false, unavailable(op, err)
 	}
 	if !ack.Duplicate {
+		for {
+			a := l.appended.Load()
+			if ack.Sequence <= a || l.appended.CompareAndSwap(a, ack.Sequence) {
+				break
+			}
+		}
 		return ack.Sequence, c, false, nil
 	}
 	raw, err := l.stream.GetMsg(ctx, ack.Sequence)
@@ -218,6 +231,16 @@ func (l *Log) Append(ctx context.Context, c message.Change, expect uint64, dedup
 	return ack.Sequence, orig, true, nil
 }
 
+// lagOf is the records not yet persisted as the consumer's info tells,
+// and at least those between its ack floor and this Log's newest append.
+func (l *Log) lagOf(info *js.ConsumerInfo) uint64 {
+	lag := info.NumPending + uint64(info.NumAckPending)
+	if a := l.appended.Load(); a > info.AckFloor.Stream {
+		lag = max(lag, a-info.AckFloor.Stream)
+	}
+	return lag
+}
+
 // Lag implements message.Log: the consumer's pending and unacknowledged
 // records, refreshed at most every LagRefresh (one caller refreshes, the
 // others take the last answer meanwhile).
@@ -231,7 +254,7 @@ func (l *Log) Lag(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return 0, unavailable(op, err)
 		}
-		return info.NumPending + uint64(info.NumAckPending), nil
+		return l.lagOf(info), nil
 	}
 	if !l.lagMu.TryLock() {
 		if l.lagAt.Load() != 0 {
@@ -248,7 +271,7 @@ func (l *Log) Lag(ctx context.Context) (uint64, error) {
 		err = unavailable(op, err)
 		l.lagErr.Store(&err)
 	} else {
-		l.lag.Store(info.NumPending + uint64(info.NumAckPending))
+		l.lag.Store(l.lagOf(info))
 		l.lagErr.Store(nil)
 	}
 	l.lagAt.Store(time.Now().UnixNano())
@@ -268,13 +291,23 @@ func (l *Log) Newest(ctx context.Context, channelID uint64) (uint64, error) {
 	return raw.Sequence, nil
 }
 
-// Persisted implements message.Log: the consumer's ack floor.
+// Persisted implements message.Log: the consumer's ack floor. Callers at
+// the same moment share one request (every history read that misses the
+// cache asks); one that joins a request already in flight may get a floor
+// a moment old, which is only lower (the floor never goes back), so a
+// caller waiting for a position just asks again.
 func (l *Log) Persisted(ctx context.Context) (uint64, error) {
-	info, err := l.cons.Info(ctx)
+	v, err, _ := l.floor.Do("floor", func() (any, error) {
+		info, err := l.cons.Info(ctx)
+		if err != nil {
+			return uint64(0), err
+		}
+		return info.AckFloor.Stream, nil
+	})
 	if err != nil {
 		return 0, unavailable("message/jetstream.Persisted", err)
 	}
-	return info.AckFloor.Stream, nil
+	return v.(uint64), nil
 }
 
 func (l *Log) lagAnswer() (uint64, error) {

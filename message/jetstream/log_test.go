@@ -118,7 +118,9 @@ func TestNextInOrder(t *testing.T) {
 		t.Fatalf("Lag = %d, %v; want 10", lag, err)
 	}
 	b, err := l.Next(ctx, 4, 50*time.Millisecond)
-	if err != nil || len(b.Changes) != 4 || b.Changes[0].Message.Seq != 1 || b.Pending != 6 {
+	// Pending comes from the server's count, which follows appends
+	// asynchronously: it may still lag behind them.
+	if err != nil || len(b.Changes) != 4 || b.Changes[0].Message.Seq != 1 || b.Pending > 6 {
 		t.Fatalf("first batch = %+v, %v", b, err)
 	}
 	// Not acknowledged: the next batch waits for it, then gets it again.

@@ -20,6 +20,7 @@ func ToProto(m message.Message) *pb.Message {
 	out := &pb.Message{
 		Id: m.ID, ChannelId: m.ChannelID, ServerId: m.ServerID, AuthorId: m.AuthorID,
 		Content: m.Content, Seq: m.Seq, Nonce: m.Nonce, CreatedAt: timestamppb.New(m.CreatedAt),
+		MentionUserIds: m.Mentions.Users, MentionRoleIds: m.Mentions.Roles, MentionEveryone: m.Mentions.Everyone,
 	}
 	if !m.EditedAt.IsZero() {
 		out.EditedAt = timestamppb.New(m.EditedAt)
@@ -32,6 +33,7 @@ func FromProto(p *pb.Message) message.Message {
 	m := message.Message{
 		ID: p.GetId(), ChannelID: p.GetChannelId(), ServerID: p.GetServerId(), AuthorID: p.GetAuthorId(),
 		Content: p.GetContent(), Seq: p.GetSeq(), Nonce: p.GetNonce(), CreatedAt: p.GetCreatedAt().AsTime(),
+		Mentions: message.Mentions{Users: p.GetMentionUserIds(), Roles: p.GetMentionRoleIds(), Everyone: p.GetMentionEveryone()},
 	}
 	if p.EditedAt != nil {
 		m.EditedAt = p.EditedAt.AsTime()

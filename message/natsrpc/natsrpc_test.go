@@ -835,3 +835,13 @@ func TestEventToProto(t *testing.T) {
 		t.Errorf("Deleted event = %v", ev)
 	}
 }
+
+// TestProtoMentions: mentions cross the bus.
+func TestProtoMentions(t *testing.T) {
+	m := message.Message{ID: 1, ChannelID: 2, Content: "x", Seq: 1, CreatedAt: time.Unix(1, 0).UTC(),
+		Mentions: message.Mentions{Users: []uint64{5, 6}, Roles: []uint64{7}, Everyone: true}}
+	got := natsrpc.FromProto(natsrpc.ToProto(m))
+	if !slices.Equal(got.Mentions.Users, m.Mentions.Users) || !slices.Equal(got.Mentions.Roles, m.Mentions.Roles) || !got.Mentions.Everyone {
+		t.Errorf("round trip = %+v, want %+v", got.Mentions, m.Mentions)
+	}
+}

@@ -47,7 +47,8 @@
 // returned nil survives a crash. Writes to one channel run one at a time
 // under a lock held from their checks (seq taken, message exists) to their
 // commit; channels hash onto 64 locks, so writes to different channels
-// mostly proceed in parallel and Pebble can group their syncs. These locks
+// mostly proceed in parallel and Pebble can group their syncs. Persist
+// takes the locks of every channel in its batch, in lock order. These locks
 // are in-process: the store is for one process only (Pebble's lock file
 // stops a second process from opening the database).
 //

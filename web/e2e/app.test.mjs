@@ -60,6 +60,21 @@ test('register, log in, create a server and send the first message through the U
   // it survives a reload: it came from the server
   await page.reload();
   await waitFor(async () => (await msgText(page).allTextContents()).includes('first!'), 'the message after a reload');
+
+  // channels by category: make a category and a channel in it from the settings
+  await page.click('a[aria-label="Server settings"]');
+  await page.fill('input[aria-label="New channel name"]', 'Voice of Town');
+  await page.selectOption('select[aria-label="Channel type"]', 'category');
+  await page.click('form button:has-text("Create")');
+  await page.waitForSelector('.ok-note:has-text("Created Voice of Town")');
+  await page.fill('input[aria-label="New channel name"]', 'town-hall');
+  await page.selectOption('select[aria-label="Channel type"]', 'text');
+  await page.selectOption('form select[aria-label="Category"]', { label: 'Voice of Town' });
+  await page.click('form button:has-text("Create")');
+  await page.waitForSelector('.ok-note:has-text("Created #town-hall")');
+  await page.click('a.tab:has-text("Back to chat")');
+  await page.waitForSelector('.cat:has(h3:has-text("Voice of Town")) .chan[data-name="town-hall"]');
+  assert.equal(await page.locator('.sidebar > .sidebar-body > .chan-list .chan[data-name="town-hall"]').count(), 0, 'not outside its category');
 });
 
 test('two users in two browsers chat live: send, typing, edit, delete', async () => {
@@ -452,4 +467,22 @@ test('mention completion from the server-side member search; mentions render as 
   await shot(b, 'mention-dark');
   const [stored] = await gh.api('GET', `/channels/${g.chans.general.id}/messages?limit=1`, alice.token);
   assert.equal(stored.content, `hey <@${bob.id}> look`);
+});
+
+test('the member list loads in pages of 50 as it scrolls', async () => {
+  const owner = await gh.user('owner');
+  const g = await gh.guild(owner, 'Crowd');
+  const inv = await gh.api('POST', `/servers/${g.id}/invites`, owner.token, {});
+  for (let i = 0; i < 55; i += 5) {
+    await Promise.all(Array.from({ length: 5 }, async () => {
+      const u = await gh.user('m');
+      await gh.api('POST', `/invites/${inv.code}`, u.token);
+    }));
+  }
+  const a = await open(owner, `/channels/${g.id}/${g.chans.general.id}`);
+  await waitFor(async () => (await a.locator('.members .member').count()) === 50, 'the first page of members');
+  await a.locator('.member-list').evaluate((el) => { el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event('scroll')); });
+  await waitFor(async () => (await a.locator('.members .member').count()) === 56, 'the second page');
+  const ids = await a.locator('.members .member').evaluateAll((els) => els.map((e) => e.dataset.user));
+  assert.equal(new Set(ids).size, 56, 'no member twice');
 });
