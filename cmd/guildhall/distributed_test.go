@@ -437,15 +437,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback address nothing listens on right now.
+// freePort returns a loopback address nothing listens on right now, for
+// a process the test starts. It is below the usual ephemeral range (32768
+// and up), so an outgoing connection cannot take it in the meantime.
 func freePort(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for range 100 {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+int(binary.BigEndian.Uint16(b[:]))%12000)
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	tb.Fatal("no free port in 20000-31999")
+	return ""
 }
 
 // TestDistributedProcesses runs the real binary as three OS processes:
