@@ -57,6 +57,8 @@ type Main struct {
 	sub    *subscribe.Service
 	view   *subscribe.View
 	msgSrv *natsrpc.Server
+	// fanout batches the message role's events per link node.
+	fanout *natsrpc.Fanout
 	// persister copies the message log into the store.
 	persister *message.Persister
 	serveCh   chan error
@@ -269,8 +271,9 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.view, err = subscribe.StartView(m.nc, m.Log.With("role", RoleMessage), subscribe.ViewConfig{}); err != nil {
 			return fmt.Errorf("message role: %w", err)
 		}
+		m.fanout = natsrpc.StartFanout(m.nc, m.view, rstore, m.Log.With("role", RoleMessage, "component", "fanout"), natsrpc.FanoutConfig{})
 		svc := message.NewService(message.Config{
-			Store: messages, Access: resolver, Log: mlog, Publisher: natsrpc.NewFanout(m.nc, m.view, rstore), IDs: ids,
+			Store: messages, Access: resolver, Log: mlog, Publisher: m.fanout, IDs: ids,
 			Cache: m.stores.cache, Counters: m.stores.counters, Logger: m.Log.With("role", RoleMessage),
 		})
 		if m.persister, err = message.StartPersister(message.PersisterConfig{
@@ -409,6 +412,10 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.msgSrv != nil {
 		errs = append(errs, m.msgSrv.Shutdown(ctx))
 		m.msgSrv = nil
+	}
+	if m.fanout != nil { // after the service: it flushes what was published
+		errs = append(errs, m.fanout.Shutdown(ctx))
+		m.fanout = nil
 	}
 	if m.persister != nil { // after the service: it drains what was accepted
 		errs = append(errs, m.persister.Shutdown(ctx))
