@@ -775,11 +775,14 @@ func TestMessages(t *testing.T) {
 		}
 	}
 	for k := range obj {
-		if !slices.Contains([]string{"id", "channel_id", "server_id", "author_id", "content", "seq", "nonce", "created_at", "edited_at"}, k) {
+		if !slices.Contains([]string{"id", "channel_id", "server_id", "author_id", "content", "seq", "nonce", "created_at", "edited_at", "mention_user_ids", "mention_role_ids", "mention_everyone"}, k) {
 			t.Errorf("message has unexpected key %q", k)
 		}
 	}
 	wantStringIDs(t, "message", obj, "id", "channel_id", "author_id", "server_id")
+	if ids, ok := obj["mention_user_ids"].([]any); !ok || len(ids) != 0 {
+		t.Errorf("mention_user_ids = %v, want []", obj["mention_user_ids"])
+	}
 	if obj["channel_id"] != w.channel || obj["author_id"] != w.plain.ID || obj["server_id"] != w.server.ID || obj["content"] != "hello" || obj["seq"] != 1.0 || obj["edited_at"] != nil {
 		t.Errorf("message = %v", obj)
 	}
@@ -958,5 +961,25 @@ func TestJSONProblemWords(t *testing.T) {
 		if got["message"] != message {
 			t.Errorf("%s: message %q, want %q", body, got["message"], message)
 		}
+	}
+}
+
+// TestMessageMentions: mentions are parsed at send and shown as string IDs;
+// @everyone counts only for an author with MENTION_EVERYONE.
+func TestMessageMentions(t *testing.T) {
+	e := newEnv(t)
+	w := e.world(t)
+	path := "/channels/" + w.channel + "/messages"
+	r := e.do(t, "POST", path, w.plain.Token, map[string]string{"content": "hi <@" + w.plain.ID + "> <@&7> @everyone"})
+	m := want[map[string]any](t, "send with mentions", r, http.StatusCreated)
+	if ids, ok := m["mention_user_ids"].([]any); !ok || len(ids) != 1 || ids[0] != w.plain.ID {
+		t.Errorf("mention_user_ids = %v, want [%q]", m["mention_user_ids"], w.plain.ID)
+	}
+	if ids, ok := m["mention_role_ids"].([]any); !ok || len(ids) != 1 || ids[0] != "7" {
+		t.Errorf("mention_role_ids = %v, want [\"7\"]", m["mention_role_ids"])
+	}
+	r = e.do(t, "POST", path, w.owner.Token, map[string]string{"content": "@everyone hello"})
+	if m := want[map[string]any](t, "send @everyone as owner", r, http.StatusCreated); m["mention_everyone"] != true {
+		t.Errorf("owner's @everyone: mention_everyone = %v, want true", m["mention_everyone"])
 	}
 }

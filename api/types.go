@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/guildhall/guildhall/member"
@@ -60,6 +61,10 @@ type messageJSON struct {
 	Nonce     string     `json:"nonce,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	EditedAt  *time.Time `json:"edited_at"`
+	// Who the message mentions, parsed when it was sent.
+	MentionUserIDs  []string `json:"mention_user_ids"`
+	MentionRoleIDs  []string `json:"mention_role_ids"`
+	MentionEveryone bool     `json:"mention_everyone"`
 }
 
 func toUser(u member.User) userJSON { return userJSON{ID: u.ID, Username: u.Username} }
@@ -101,6 +106,18 @@ func toMessage(m message.Message) messageJSON {
 	if !m.EditedAt.IsZero() {
 		t := m.EditedAt
 		out.EditedAt = &t
+	}
+	out.MentionUserIDs = idStrings(m.Mentions.Users)
+	out.MentionRoleIDs = idStrings(m.Mentions.Roles)
+	out.MentionEveryone = m.Mentions.Everyone
+	return out
+}
+
+// idStrings renders IDs as JSON strings, never null.
+func idStrings(ids []uint64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatUint(id, 10)
 	}
 	return out
 }
