@@ -146,6 +146,24 @@ func waitDetached(tb testing.TB, n *Node, id string) {
 	})
 }
 
+// waitDispatched waits until the connected session id on n has numbered
+// dispatch seq.
+func waitDispatched(tb testing.TB, n *Node, id string, seq uint64) {
+	tb.Helper()
+	checkFor(tb, wait, time.Millisecond, func() error {
+		s := n.liveSession(id, aliceID)
+		if s == nil {
+			return fmt.Errorf("session %s not connected", id)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.seq < seq {
+			return fmt.Errorf("session %s at seq %d, want %d", id, s.seq, seq)
+		}
+		return nil
+	})
+}
+
 // TestResumeOnAnotherNode: a client that drops from node A resumes on B
 // while A lives: A hands the session over with the dispatches it missed,
 // B fills the gap (a message stored while the session moved) from history
@@ -349,6 +367,11 @@ func TestResumeElsewhereWhileConnected(t *testing.T) {
 	c.mustSubscribe(1)
 	h.deliver(t, messageEvent(1, 1, ""), messageEvent(1, 2, ""))
 	readEvents(t, c, 1, messageEvent(1, 1, ""))
+	// The client has read 1; 2 is dispatched (numbered, kept for a
+	// resume) on its way. Reading 1 does not mean the node has handled 2
+	// yet: an event still in the bus handler when A hands the session over
+	// reaches nobody there, and B (without History here) cannot fill it.
+	waitDispatched(t, h.node, ready.SessionId, 2)
 	again := b.dial(t)
 	replayed, end := again.resumeWith(ready.SessionId, 1, nil)
 	if end.GetResumed() == nil {
