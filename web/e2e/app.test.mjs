@@ -377,6 +377,12 @@ test('rename a server in the settings: only with MANAGE_SERVER, errors in words,
     [bob.id, g.id, [{ key: 'name', old: 'New Name', new: 'Bob Named It' }]],
     [alice.id, g.id, [{ key: 'name', old: 'Old Name', new: 'New Name' }]],
   ]);
+  // the owner reads it in the audit log tab, filtered by the action
+  await a.click('a[aria-label="Server settings"]');
+  await a.click('a.tab:has-text("Audit log")');
+  await a.selectOption('select[aria-label="Filter by action"]', 'server_update');
+  await a.waitForSelector('.audit li[data-action="server_update"]:has-text("Old Name → New Name")');
+  await waitFor(async () => (await a.locator('.audit > li').count()) === 2, 'only the two renames listed');
 });
 
 test('a dropped connection resumes without losing a message', async () => {

@@ -426,7 +426,7 @@ function Bans({ serverId }) {
   </section>`;
 }
 
-const ACTIONS = ['channel_create', 'channel_update', 'channel_delete', 'overwrite_update', 'overwrite_delete', 'role_create', 'role_update', 'role_delete',
+const ACTIONS = ['server_update', 'channel_create', 'channel_update', 'channel_delete', 'overwrite_update', 'overwrite_delete', 'role_create', 'role_update', 'role_delete',
   'member_role_add', 'member_role_remove', 'member_kick', 'member_ban_add', 'member_ban_remove', 'member_update', 'invite_create'];
 
 function Audit({ serverId }) {
