@@ -571,6 +571,83 @@ func TestServers(t *testing.T) {
 	}
 }
 
+func TestRenameServer(t *testing.T) {
+	e := newEnv(t)
+	w := e.world(t)
+	path := "/servers/" + w.server.ID
+	get := func() serverJSON {
+		t.Helper()
+		return want[serverJSON](t, "get server", e.do(t, "GET", path, w.owner.Token, nil), 200)
+	}
+
+	// Bad input is 400 and changes nothing.
+	for body, message := range map[string]string{
+		``:                    "request body must be a JSON object",
+		`{}`:                  "name is required",
+		`{"name":null}`:       "name is required",
+		`{"name":5}`:          "field name must be a string, not number",
+		`{"name":""}`:         fmt.Sprintf("server name must be 1 to %d characters", member.MaxName),
+		`{"name":"   "}`:      fmt.Sprintf("server name must be 1 to %d characters", member.MaxName),
+		`{"name":"a\u0000b"}`: "server name may not hold control characters",
+		`{"name":"` + strings.Repeat("x", member.MaxName+1) + `"}`: fmt.Sprintf("server name must be 1 to %d characters", member.MaxName),
+		`{"name":"x"} {}`: "invalid JSON: data after the object",
+	} {
+		r := e.do(t, "PATCH", path, w.owner.Token, raw(body))
+		wantError(t, "rename "+body, r, 400, "invalid_argument")
+		var got map[string]any
+		if json.Unmarshal(r.body, &got) == nil && got["message"] != message {
+			t.Errorf("rename %s: message %q, want %q", body, got["message"], message)
+		}
+	}
+	for _, bad := range []string{"abc", "0", "-1"} {
+		wantError(t, "rename server "+bad, e.do(t, "PATCH", "/servers/"+bad, w.owner.Token, map[string]string{"name": "x"}), 400, "invalid_argument")
+	}
+	wantError(t, "rename without a token", e.do(t, "PATCH", path, "", map[string]string{"name": "x"}), 401, "unauthenticated")
+
+	// A member without MANAGE_SERVER is refused and told why; to an
+	// outsider the server does not exist.
+	r := e.do(t, "PATCH", path, w.plain.Token, map[string]string{"name": "plain's"})
+	wantError(t, "rename as plain member", r, 403, "forbidden")
+	if !bytes.Contains(r.body, []byte("MANAGE_SERVER")) {
+		t.Errorf("rename as plain member: %s, want it to name MANAGE_SERVER", r.body)
+	}
+	notMember := e.do(t, "PATCH", path, w.outsider.Token, map[string]string{"name": "outsider's"})
+	wantError(t, "rename as outsider", notMember, 404, "not_found")
+	unknown := e.do(t, "PATCH", "/servers/123456789", w.outsider.Token, map[string]string{"name": "outsider's"})
+	if !bytes.Equal(notMember.body, unknown.body) {
+		t.Errorf("rename: non-member gets %s, unknown ID %s", notMember.body, unknown.body)
+	}
+	if got := get(); got != w.server {
+		t.Fatalf("server after refused renames = %+v, want %+v", got, w.server)
+	}
+
+	// The owner renames; the name is trimmed like at creation and every
+	// member sees it.
+	r = e.do(t, "PATCH", path, w.owner.Token, map[string]string{"name": "  Guild Hall ✨ "})
+	obj := want[map[string]any](t, "rename", r, 200)
+	wantKeys(t, "renamed server", obj, "id", "name", "owner_id")
+	if obj["id"] != w.server.ID || obj["name"] != "Guild Hall ✨" || obj["owner_id"] != w.owner.ID {
+		t.Errorf("rename = %v", obj)
+	}
+	if got := want[serverJSON](t, "get as plain", e.do(t, "GET", path, w.plain.Token, nil), 200); got.Name != "Guild Hall ✨" {
+		t.Errorf("plain sees the server as %+v", got)
+	}
+	list := want[[]serverJSON](t, "plain's servers", e.do(t, "GET", "/users/@me/servers", w.plain.Token, nil), 200)
+	if len(list) != 1 || list[0].Name != "Guild Hall ✨" {
+		t.Errorf("plain's servers = %+v", list)
+	}
+
+	// A role with MANAGE_SERVER lets plain rename too.
+	ro := want[struct {
+		ID string `json:"id"`
+	}](t, "create role", e.do(t, "POST", path+"/roles", w.owner.Token, map[string]any{"name": "managers", "permissions": strconv.FormatUint(uint64(role.ManageServer), 10)}), 201)
+	wantStatus(t, "give role", e.do(t, "PUT", path+"/members/"+w.plain.ID+"/roles/"+ro.ID, w.owner.Token, nil), 204)
+	full := strings.Repeat("é", member.MaxName)
+	if got := want[serverJSON](t, "rename as manager", e.do(t, "PATCH", path, w.plain.Token, map[string]string{"name": full}), 200); got.Name != full {
+		t.Errorf("rename as manager = %+v", got)
+	}
+}
+
 func TestChannels(t *testing.T) {
 	e := newEnv(t)
 	w := e.world(t)

@@ -106,6 +106,27 @@ func (a *API) getServer(w http.ResponseWriter, r *http.Request, u member.User) e
 	return nil
 }
 
+func (a *API) renameServer(w http.ResponseWriter, r *http.Request, u member.User) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in nameBody
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	name, err := in.get()
+	if err != nil {
+		return err
+	}
+	s, err := a.members.RenameServer(r.Context(), u, id, name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toServer(s))
+	return nil
+}
+
 func (a *API) listChannels(w http.ResponseWriter, r *http.Request, u member.User) error {
 	id, err := pathID(r, "id")
 	if err != nil {

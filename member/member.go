@@ -125,6 +125,9 @@ type Store interface {
 	Server(ctx context.Context, id uint64) (Server, error)
 	// ServersOf lists the servers userID is a member of, by server ID.
 	ServersOf(ctx context.Context, userID uint64) ([]Server, error)
+	// UpdateServer replaces a server's name; the owner and creation time
+	// stay as stored. An unknown server is NotFound.
+	UpdateServer(ctx context.Context, s Server) error
 	// DeleteServer is not in this scope.
 
 	CreateChannel(ctx context.Context, c Channel) error

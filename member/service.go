@@ -215,6 +215,34 @@ func (s *Service) Server(ctx context.Context, actor User, serverID uint64) (Serv
 	return srv, nil
 }
 
+// RenameServer renames a server; actor needs MANAGE_SERVER. The name has
+// the limits of CreateServer. A non-member gets NotFound, as for a missing
+// server. Renaming to the current name changes and records nothing.
+func (s *Service) RenameServer(ctx context.Context, actor User, serverID uint64, name string) (Server, error) {
+	const op = "member.RenameServer"
+	name, err := validName("server name", name)
+	if err != nil {
+		return Server{}, guildhall.Wrap(op, err)
+	}
+	if _, err := s.need(ctx, op, actor, serverID, role.ManageServer); err != nil {
+		return Server{}, err
+	}
+	srv, err := s.store.Server(ctx, serverID)
+	if err != nil {
+		return Server{}, guildhall.Wrap(op, err)
+	}
+	if srv.Name == name {
+		return srv, nil
+	}
+	old := srv.Name
+	srv.Name = name
+	if err := s.store.UpdateServer(ctx, srv); err != nil {
+		return Server{}, guildhall.Wrap(op, err)
+	}
+	s.record(ctx, audit.Entry{ServerID: serverID, ActorID: actor.ID, Action: audit.ServerUpdate, TargetID: serverID, Changes: []audit.Change{{Key: "name", Old: old, New: name}}})
+	return srv, nil
+}
+
 // CreateInvite makes an invite to a server actor is in. maxUses 0 means
 // unlimited, maxAge 0 means it never expires.
 func (s *Service) CreateInvite(ctx context.Context, actor User, serverID uint64, maxUses int, maxAge time.Duration) (Invite, error) {

@@ -1,6 +1,7 @@
 package member_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/audit"
 	"github.com/guildhall/guildhall/member"
 	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/role"
@@ -941,5 +943,100 @@ func TestMaxServersPerUser(t *testing.T) {
 	}
 	if got, err := e.store.Invite(t.Context(), inv.Code); err != nil || got.Uses != 0 {
 		t.Errorf("invite uses = %d, %v; want 0", got.Uses, err)
+	}
+}
+
+// entries is a Recorder that keeps what it is given.
+type entries struct {
+	mu   sync.Mutex
+	list []audit.Entry
+}
+
+func (r *entries) Record(_ context.Context, e audit.Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, e)
+}
+
+func (r *entries) all() []audit.Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.list)
+}
+
+func TestRenameServer(t *testing.T) {
+	rec := &entries{}
+	e := newEnvConfig(t, member.Config{TokenTTL: time.Hour, Password: fastPassword, Audit: rec})
+	ctx := t.Context()
+	owner, _ := e.mustRegister(t, "owner")
+	manager, _ := e.mustRegister(t, "manager")
+	plain, _ := e.mustRegister(t, "plain")
+	outsider, _ := e.mustRegister(t, "outsider")
+	srv := e.mustServer(t, owner, "guild")
+	e.mustJoin(t, owner, manager, srv.ID)
+	e.mustJoin(t, owner, plain, srv.ID)
+	name, perms := "managers", role.ManageServer
+	r, err := e.roles.CreateRole(ctx, owner.ID, srv.ID, role.RoleUpdate{Name: &name, Permissions: &perms})
+	if err != nil {
+		t.Fatalf("CreateRole: %v", err)
+	}
+	if err := e.roles.SetMemberRole(ctx, owner.ID, srv.ID, manager.ID, r.ID, true); err != nil {
+		t.Fatalf("SetMemberRole: %v", err)
+	}
+	recorded := len(rec.all())
+
+	// Refusals change nothing and record nothing.
+	_, err = e.svc.RenameServer(ctx, plain, srv.ID, "mine")
+	wantKind(t, "RenameServer(plain member)", err, guildhall.Forbidden)
+	if err != nil && !strings.Contains(guildhall.Message(err), "MANAGE_SERVER") {
+		t.Errorf("RenameServer(plain member) = %q, want it to name MANAGE_SERVER", guildhall.Message(err))
+	}
+	_, errHidden := e.svc.RenameServer(ctx, outsider, srv.ID, "mine")
+	_, errMissing := e.svc.RenameServer(ctx, outsider, 424242, "mine")
+	sameNotFound(t, "RenameServer", errHidden, errMissing)
+	_, err = e.svc.RenameServer(ctx, owner, 424242, "mine")
+	wantKind(t, "RenameServer(unknown server)", err, guildhall.NotFound)
+	for _, bad := range []string{"", "   ", "a\nb", "bad\xffutf8", strings.Repeat("n", member.MaxName+1)} {
+		_, err := e.svc.RenameServer(ctx, owner, srv.ID, bad)
+		wantKind(t, fmt.Sprintf("RenameServer(%q)", bad), err, guildhall.Invalid)
+	}
+	if got, err := e.svc.Server(ctx, owner, srv.ID); err != nil || got != srv {
+		t.Fatalf("Server after refused renames = %+v, %v; want %+v", got, err, srv)
+	}
+	if n := len(rec.all()); n != recorded {
+		t.Fatalf("refused renames recorded %d entries", n-recorded)
+	}
+
+	// The owner and a member with MANAGE_SERVER may rename; names are
+	// trimmed like at creation.
+	got, err := e.svc.RenameServer(ctx, owner, srv.ID, "  Guild Hall ✨ ")
+	if err != nil {
+		t.Fatalf("RenameServer(owner): %v", err)
+	}
+	want := srv
+	want.Name = "Guild Hall ✨"
+	if got != want {
+		t.Errorf("RenameServer(owner) = %+v, want %+v", got, want)
+	}
+	if got, err := e.svc.Server(ctx, plain, srv.ID); err != nil || got != want {
+		t.Errorf("Server after rename = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := e.svc.RenameServer(ctx, manager, srv.ID, strings.Repeat("é", member.MaxName)); err != nil {
+		t.Errorf("RenameServer(manager, %d characters): %v", member.MaxName, err)
+	}
+	// The same name again is no change.
+	if _, err := e.svc.RenameServer(ctx, manager, srv.ID, strings.Repeat("é", member.MaxName)); err != nil {
+		t.Errorf("RenameServer(same name): %v", err)
+	}
+
+	log := rec.all()[recorded:]
+	wantLog := []audit.Entry{
+		{ServerID: srv.ID, ActorID: owner.ID, Action: audit.ServerUpdate, TargetID: srv.ID, Changes: []audit.Change{{Key: "name", Old: "guild", New: "Guild Hall ✨"}}},
+		{ServerID: srv.ID, ActorID: manager.ID, Action: audit.ServerUpdate, TargetID: srv.ID, Changes: []audit.Change{{Key: "name", Old: "Guild Hall ✨", New: strings.Repeat("é", member.MaxName)}}},
+	}
+	if !slices.EqualFunc(log, wantLog, func(a, b audit.Entry) bool {
+		return a.ServerID == b.ServerID && a.ActorID == b.ActorID && a.Action == b.Action && a.TargetID == b.TargetID && slices.Equal(a.Changes, b.Changes)
+	}) {
+		t.Errorf("audit entries = %+v\nwant %+v", log, wantLog)
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/guildhall/guildhall/member"
 	pb "github.com/guildhall/guildhall/proto/guildhallpb"
 	"github.com/guildhall/guildhall/role"
 )
@@ -523,6 +525,51 @@ func (w *azWorld) rows() []azRow {
 			want: [azActors]azWant{azCreated, azCreated, azCreated, azCreated, azCreated, azCreated, azCreated},
 		},
 		{route: "GET /api/v1/servers/{id}", call: get(S), want: azMembers(azOK)},
+		{
+			route: "PATCH /api/v1/servers/{id}",
+			perm:  role.ManageServer,
+			call: func(tb testing.TB, a *azActor, _ *azFix) azResp {
+				return w.call(tb, a, "PATCH", S, map[string]string{"name": "Matrix by " + a.name}, "X-Audit-Log-Reason", "renamed by "+a.name)
+			},
+			state:   func(tb testing.TB, _ *azFix) string { return w.read(tb, S) },
+			mutates: true,
+			check: func(tb testing.TB, i int, _ *azFix, r azResp) {
+				var srv struct{ ID, Name string }
+				if err := json.Unmarshal(r.body, &srv); err != nil || srv.ID != w.srv || srv.Name != "Matrix by "+azNames[i] {
+					tb.Errorf("rename as %s answered %s", azNames[i], r.body)
+				}
+				var log []struct {
+					ActorID  string  `json:"actor_id"`
+					TargetID *string `json:"target_id"`
+					Reason   string  `json:"reason"`
+					Changes  []struct {
+						Key, Old, New string
+					} `json:"changes"`
+				}
+				w.must(tb, owner, "GET", S+"/audit-log?action=server_update&limit=1", nil, 200, &log)
+				if len(log) != 1 || log[0].ActorID != w.a[i].id || log[0].TargetID == nil || *log[0].TargetID != w.srv ||
+					log[0].Reason != "renamed by "+azNames[i] || len(log[0].Changes) != 1 ||
+					log[0].Changes[0].Key != "name" || log[0].Changes[0].Old != "Matrix" || log[0].Changes[0].New != "Matrix by "+azNames[i] {
+					tb.Errorf("audit entry of the rename by %s: %+v", azNames[i], log)
+				}
+			},
+			cleanup: func(tb testing.TB, _ int, _ *azFix, r azResp) {
+				if r.status == 200 {
+					w.must(tb, owner, "PATCH", S, map[string]string{"name": "Matrix"}, 200, nil)
+				}
+			},
+			want: azServerPerm(azOK),
+		},
+		{
+			route:   "PATCH /api/v1/servers/{id}",
+			variant: "a name too long: refused before anything changes",
+			perm:    role.ManageServer,
+			call: func(tb testing.TB, a *azActor, _ *azFix) azResp {
+				return w.call(tb, a, "PATCH", S, map[string]string{"name": strings.Repeat("x", member.MaxName+1)})
+			},
+			state: func(tb testing.TB, _ *azFix) string { return w.read(tb, S) },
+			want:  [azActors]azWant{azInvalid, azInvalid, azInvalid, azInvalid, azInvalid, azInvalid, azInvalid},
+		},
 		{
 			route: "GET /api/v1/servers/{id}/channels",
 			call:  get(S + "/channels"),
@@ -1370,6 +1417,7 @@ func (w *azWorld) testAuditLog(t *testing.T) {
 		{"invite_create", granted, "", ""},
 		{"role_delete", granted, "", ""},
 		{"overwrite_delete", granted, "", ""},
+		{"server_update", granted, w.srv, "renamed by granted"},
 	} {
 		if !find(c.action, c.actor, c.target, c.reason) {
 			t.Errorf("audit log lacks %s by %s on %s (reason %q)", c.action, c.actor, c.target, c.reason)

@@ -191,6 +191,25 @@ func (s *Store) Server(ctx context.Context, id uint64) (member.Server, error) {
 	return r.server(), nil
 }
 
+// UpdateServer implements member.Store. Only the name changes; the owner
+// and creation time stay as stored. It is one compare-and-set on a
+// finished server row, so a server that CreateServer has not finished (or
+// that does not exist) is NotFound and is left as it is.
+func (s *Store) UpdateServer(ctx context.Context, srv member.Server) error {
+	const op = "member/cql.UpdateServer"
+	if err := checkText(op, srv.Name); err != nil {
+		return err
+	}
+	applied, _, err := s.cas(ctx, `UPDATE servers SET name = ? WHERE id = ? IF pending = false`, srv.Name, int64(srv.ID))
+	if err != nil {
+		return dbErr(op, err)
+	}
+	if !applied {
+		return guildhall.E(op, guildhall.NotFound, "unknown server")
+	}
+	return nil
+}
+
 // ServersOf implements member.Store. An unknown user is NotFound. The
 // servers_by_user index is checked against each membership row, so an
 // index row left by a crash, or by a join that lost, is skipped.

@@ -20,6 +20,8 @@
 //   - JoinByInvite puts m in the invite's server whatever m.ServerID says,
 //     and a user who is already a member gets their membership back even
 //     if the invite has expired or is used up;
+//   - UpdateServer changes the name only: owner and creation time keep,
+//     whatever the given server says; an unknown server is NotFound;
 //   - UpdateMember changes the nickname only: username, join time and the
 //     member's place in prefix search (which stays on the username) keep;
 //   - Ban and Bans in an unknown server are NotFound; Ban needs no
@@ -54,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) member.Store) {
 		{"CreateServerTakenIDs", testCreateServerTakenIDs},
 		{"UnknownServer", testUnknownServer},
 		{"ServersOf", testServersOf},
+		{"UpdateServer", testUpdateServer},
 		{"Channels", testChannels},
 		{"MembersByID", testMembersByID},
 		{"MembersByPrefix", testMembersByPrefix},
@@ -328,6 +331,49 @@ func testServersOf(t *testing.T, s member.Store) {
 	if list[1].Name != "Test server" || list[1].OwnerID != bob.ID {
 		t.Errorf("ServersOf()[1] = %+v, want the whole server 2000", list[1])
 	}
+}
+
+func testUpdateServer(t *testing.T, s member.Store) {
+	ctx := t.Context()
+	alice := MustUser(t, s, 101, "alice")
+	bob := MustUser(t, s, 102, "bob")
+	srv := MustServer(t, s, 1000, alice, 1001)
+	other := MustServer(t, s, 2000, alice)
+
+	// Only the name changes, whatever else the argument says.
+	err := s.UpdateServer(ctx, member.Server{ID: srv.ID, Name: "Renamed ✨", OwnerID: bob.ID, CreatedAt: at(time.Hour)})
+	if err != nil {
+		t.Fatalf("UpdateServer: %v", err)
+	}
+	want := srv
+	want.Name = "Renamed ✨"
+	got, err := s.Server(ctx, srv.ID)
+	if err != nil {
+		t.Fatalf("Server: %v", err)
+	}
+	wantEqual(t, "Server(renamed)", normServer(got), want)
+	list, err := s.ServersOf(ctx, alice.ID)
+	if err != nil {
+		t.Fatalf("ServersOf: %v", err)
+	}
+	if len(list) != 2 || normServer(list[0]) != want || normServer(list[1]) != other {
+		t.Errorf("ServersOf = %+v, want %+v and %+v", list, want, other)
+	}
+	wantServersOf(t, s, bob.ID)
+	wantChannels(t, s, srv.ID, 1001)
+	wantCount(t, s, srv.ID, 1)
+
+	// Renaming to the same name again is fine.
+	if err := s.UpdateServer(ctx, want); err != nil {
+		t.Fatalf("UpdateServer(same name): %v", err)
+	}
+
+	// An unknown server is NotFound and appears nowhere afterwards.
+	err = s.UpdateServer(ctx, member.Server{ID: 4242, Name: "Ghost", OwnerID: alice.ID, CreatedAt: base})
+	wantKind(t, "UpdateServer(unknown)", err, guildhall.NotFound)
+	_, err = s.Server(ctx, 4242)
+	wantKind(t, "Server(after UpdateServer of unknown)", err, guildhall.NotFound)
+	wantServersOf(t, s, alice.ID, 1000, 2000)
 }
 
 func testChannels(t *testing.T, s member.Store) {

@@ -192,6 +192,23 @@ func (s *Store) Server(_ context.Context, id uint64) (member.Server, error) {
 	return srv, nil
 }
 
+// UpdateServer implements member.Store. Only the name changes; the owner
+// and creation time stay as stored.
+func (s *Store) UpdateServer(_ context.Context, srv member.Server) error {
+	const op = "member/pebble.UpdateServer"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok, err := pebblekv.Get(s.db, key(pServer, srv.ID), decodeServer(srv.ID))
+	if err != nil {
+		return guildhall.Wrap(op, err)
+	}
+	if !ok {
+		return guildhall.E(op, guildhall.NotFound, "unknown server")
+	}
+	old.Name = srv.Name
+	return guildhall.Wrap(op, s.db.Set(key(pServer, srv.ID), encodeServer(old), pebbledb.Sync))
+}
+
 // ServersOf implements member.Store. An unknown user is NotFound.
 func (s *Store) ServersOf(_ context.Context, userID uint64) ([]member.Server, error) {
 	const op = "member/pebble.ServersOf"

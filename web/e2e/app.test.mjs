@@ -332,6 +332,59 @@ test('an admin hides a channel and it disappears for the member without a reload
   await a.waitForSelector('.audit li[data-action="member_ban_add"]:has-text("Reason: testing bans")');
 });
 
+test('rename a server in the settings: only with MANAGE_SERVER, errors in words, the new name everywhere and in the audit log', async () => {
+  const alice = await gh.user('alice'), bob = await gh.user('bob'), carol = await gh.user('carol');
+  const g = await gh.guild(alice, 'Old Name', [], [bob, carol]);
+  const role = await gh.api('POST', `/servers/${g.id}/roles`, alice.token, { name: 'Managers', permissions: '32' });
+  await gh.api('PUT', `/servers/${g.id}/members/${bob.id}/roles/${role.id}`, alice.token);
+
+  // a member without MANAGE_SERVER gets no rename form
+  const c = await open(carol, `/servers/${g.id}/settings/overview`);
+  await c.waitForSelector('h1:has-text("Overview")');
+  await c.waitForSelector('h2:has-text("Your nickname")');
+  assert.equal(await c.locator('form[data-form="rename-server"]').count(), 0, 'no rename form for a plain member');
+
+  // the owner: a bad name is refused in words and changes nothing
+  const a = await open(alice, `/servers/${g.id}/settings/overview`);
+  const form = 'form[data-form="rename-server"]';
+  await a.fill(`${form} input[aria-label="Server name"]`, '   ');
+  await a.click(`${form} button:has-text("Rename")`);
+  await a.waitForSelector('.form-error:has-text("Server name must be 1 to 100 characters")');
+  assert.equal((await gh.api('GET', `/servers/${g.id}`, alice.token)).name, 'Old Name');
+  await a.fill(`${form} input[aria-label="Server name"]`, 'x'.repeat(101));
+  await a.click(`${form} button:has-text("Rename")`);
+  await a.waitForSelector('.form-error:has-text("Server name must be 1 to 100 characters")');
+
+  // a good name is saved, trimmed, and shown in the settings and the server rail
+  await a.fill(`${form} input[aria-label="Server name"]`, '  New Name  ');
+  await a.click(`${form} button:has-text("Rename")`);
+  await a.waitForSelector('.ok-note:has-text("Server renamed")');
+  assert.equal((await gh.api('GET', `/servers/${g.id}`, alice.token)).name, 'New Name');
+  assert.equal(await a.inputValue(`${form} input[aria-label="Server name"]`), 'New Name');
+  await a.waitForSelector('.settings-nav h2:has-text("New Name")');
+  await a.click('a.tab:has-text("Back to chat")');
+  await a.waitForSelector(`.rail-item[data-server="${g.id}"][title="New Name"]`);
+
+  // a member given MANAGE_SERVER by a role gets the form too
+  const b = await open(bob, `/servers/${g.id}/settings/overview`);
+  await b.fill(`${form} input[aria-label="Server name"]`, 'Bob Named It');
+  await b.click(`${form} button:has-text("Rename")`);
+  await b.waitForSelector('.ok-note:has-text("Server renamed")');
+  assert.equal((await gh.api('GET', `/servers/${g.id}`, carol.token)).name, 'Bob Named It');
+
+  const log = await gh.api('GET', `/servers/${g.id}/audit-log?action=server_update`, alice.token);
+  assert.deepEqual(log.map((e) => [e.actor_id, e.target_id, e.changes]), [
+    [bob.id, g.id, [{ key: 'name', old: 'New Name', new: 'Bob Named It' }]],
+    [alice.id, g.id, [{ key: 'name', old: 'Old Name', new: 'New Name' }]],
+  ]);
+  // the owner reads it in the audit log tab, filtered by the action
+  await a.click('a[aria-label="Server settings"]');
+  await a.click('a.tab:has-text("Audit log")');
+  await a.selectOption('select[aria-label="Filter by action"]', 'server_update');
+  await a.waitForSelector('.audit li[data-action="server_update"]:has-text("Old Name → New Name")');
+  await waitFor(async () => (await a.locator('.audit > li').count()) === 2, 'only the two renames listed');
+});
+
 test('a dropped connection resumes without losing a message', async () => {
   const alice = await gh.user('alice'), bob = await gh.user('bob');
   const g = await gh.guild(alice, 'Resume Test', [], [bob]);

@@ -3,7 +3,7 @@
 // bans and the audit log. Each tab loads from REST and shows errors in words.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
-import { state, server, rest, say, canServer, refreshChannels, navigate, leaveServer, loadPerms } from './store.js';
+import { state, server, rest, say, canServer, refreshChannels, navigate, leaveServer, loadPerms, renameServer } from './store.js';
 import { PermissionNames, ChannelPermissionNames, has, withBit } from '../../sdk/src/permissions.ts';
 import { idTime } from '../../sdk/src/snowflake.ts';
 import { Avatar } from './ui.js';
@@ -74,7 +74,7 @@ function Overview({ s }) {
       <dt>Owner</dt><dd>${mine ? 'You' : state.users[s.owner_id] || s.owner_id}</dd>
       <dt>Created</dt><dd>${idTime(s.id).toLocaleString()}</dd>
     </dl>
-    <p class="muted small">The server's name cannot be changed yet: the REST API has no endpoint for it.</p>
+    ${canServer(s.id, 'MANAGE_SERVER') && html`<${ServerName} s=${s} key=${s.id} />`}
     <h2>Channels</h2>
     ${canServer(s.id, 'MANAGE_CHANNELS') ? html`<form class="row wrap" onSubmit=${create}>
       <input aria-label="New channel name" placeholder="new-channel" value=${name} onInput=${(e) => setName(e.target.value)} required maxlength="100" />
@@ -88,6 +88,22 @@ function Overview({ s }) {
     <${Nickname} serverId=${s.id} />
     ${!mine && html`<h2>Leave</h2><button class="danger" onClick=${() => { if (confirm(`Leave ${s.name}?`)) leaveServer(s.id).catch((e) => alert(say(e))); }}>Leave server</button>`}
   </section>`;
+}
+
+/** ServerName renames the server; shown to those with MANAGE_SERVER. The server checks the name. */
+function ServerName({ s }) {
+  const a = useAction();
+  const [name, setName] = useState(s.name);
+  async function save(e) {
+    e.preventDefault();
+    const r = await a.run(() => renameServer(s.id, name), 'Server renamed.');
+    if (r) setName(r.name);
+  }
+  return html`<h2>Server name</h2>
+    <form class="row wrap" data-form="rename-server" onSubmit=${save}>
+      <input aria-label="Server name" value=${name} onInput=${(e) => setName(e.target.value)} />
+      <button class="primary" disabled=${a.busy || name === s.name}>Rename</button>
+    </form>${a.view}`;
 }
 
 function Nickname({ serverId }) {
@@ -410,7 +426,7 @@ function Bans({ serverId }) {
   </section>`;
 }
 
-const ACTIONS = ['channel_create', 'channel_update', 'channel_delete', 'overwrite_update', 'overwrite_delete', 'role_create', 'role_update', 'role_delete',
+const ACTIONS = ['server_update', 'channel_create', 'channel_update', 'channel_delete', 'overwrite_update', 'overwrite_delete', 'role_create', 'role_update', 'role_delete',
   'member_role_add', 'member_role_remove', 'member_kick', 'member_ban_add', 'member_ban_remove', 'member_update', 'invite_create'];
 
 function Audit({ serverId }) {

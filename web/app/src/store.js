@@ -643,6 +643,14 @@ async function acceptInvite(code) {
   }
 }
 
+/** renameServer renames a server (MANAGE_SERVER) and shows the new name everywhere. */
+export async function renameServer(serverId, name) {
+  const s = await rest.renameServer(serverId, name);
+  state.servers = state.servers.map((x) => (x.id === s.id ? { ...x, name: s.name } : x));
+  changed();
+  return s;
+}
+
 export async function leaveServer(serverId) {
   await rest.leave(serverId);
   state.servers = state.servers.filter((s) => s.id !== serverId);

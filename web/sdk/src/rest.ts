@@ -86,6 +86,8 @@ export class RestClient {
   myServers() { return this.request<Server[]>('GET', '/users/@me/servers'); }
   createServer(name: string) { return this.request<Server>('POST', '/servers', { name }); }
   getServer(id: string) { return this.request<Server>('GET', `/servers/${id}`); }
+  /** renameServer needs MANAGE_SERVER; the name is trimmed and must be 1–100 characters. */
+  renameServer(id: string, name: string, o?: RequestOptions) { return this.request<Server>('PATCH', `/servers/${id}`, { name }, o); }
 
   // --- channels
   channels(serverId: string) { return this.request<RestChannel[]>('GET', `/servers/${serverId}/channels`); }

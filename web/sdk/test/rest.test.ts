@@ -26,6 +26,24 @@ describe('RestClient', () => {
     expect(calls[1].init.headers['X-Audit-Log-Reason']).toBe('spam');
   });
 
+  it('renames a server with PATCH /servers/{id}, the name in the body and the reason in the header', async () => {
+    const { f, calls } = fakeFetch([
+      { status: 200, body: { id: '7', name: 'Guild Hall', owner_id: '1' } },
+      { status: 403, body: { code: 'forbidden', message: 'missing permission MANAGE_SERVER' } },
+    ]);
+    const rest = new RestClient({ baseUrl: 'http://h', token: 'gh_x', fetch: f });
+    const srv = await rest.renameServer('7', 'Guild Hall', { reason: 'rebrand' });
+    expect(srv).toEqual({ id: '7', name: 'Guild Hall', owner_id: '1' });
+    expect(calls[0].url).toBe('http://h/api/v1/servers/7');
+    expect(calls[0].init.method).toBe('PATCH');
+    expect(JSON.parse(calls[0].init.body)).toEqual({ name: 'Guild Hall' });
+    expect(calls[0].init.headers['Content-Type']).toBe('application/json');
+    expect(calls[0].init.headers['X-Audit-Log-Reason']).toBe('rebrand');
+    const e = await rest.renameServer('7', 'x').catch((e) => e);
+    expect(e).toMatchObject({ status: 403, code: 'forbidden', message: 'missing permission MANAGE_SERVER' });
+    expect(calls[1].init.headers['X-Audit-Log-Reason']).toBeUndefined();
+  });
+
   it('turns error bodies into ApiError with code and message', async () => {
     const { f } = fakeFetch([{ status: 403, body: { code: 'forbidden', message: 'missing permission MANAGE_ROLES' } }]);
     const rest = new RestClient({ fetch: f });
