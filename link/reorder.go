@@ -15,8 +15,11 @@ import (
 // missing one comes, for at most ReorderWait and ReorderMax events. Past
 // either bound it gives up on the gap: the held events go out in seq
 // order and a missing create that comes later is delivered late rather
-// than dropped. The expected seq is learned from the first event after
-// the channel is followed on the node, and forgotten when it no longer is.
+// than dropped. The expected seq is learned from the first create after
+// the channel is followed on the node (and forgotten when it no longer
+// is): seq 1 goes out at once; any later one waits up to ReorderWait for
+// earlier creates still on their way, so the first message a node gets
+// for a newly followed channel may be up to ReorderWait late.
 
 // chanOrder is one channel's reorder state; orderMu guards its fields.
 type chanOrder struct {
@@ -41,6 +44,12 @@ func (n *Node) inOrder(ev *pb.Event, v uint64) {
 	}
 	co := n.chanOrder(ev.ChannelId)
 	m := ev.GetMessageCreate()
+	if co.next == 0 && m != nil && m.Seq > 1 {
+		// The first create since the channel was followed here: an
+		// earlier one may still be on its way from another message
+		// instance, so it waits (at most ReorderWait) like any gap.
+		co.next = 1
+	}
 	held := len(co.creates) > 0
 	switch {
 	case !held && m == nil:
