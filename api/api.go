@@ -130,9 +130,13 @@ func (a *API) Handler() http.Handler {
 			if reason := r.Header.Get("X-Audit-Log-Reason"); reason != "" {
 				// Percent-encoded, as Discord clients send it (headers
 				// cannot carry UTF-8); a reason that does not decode is
-				// kept as sent. The audit log cuts it to its limit.
+				// kept as sent.
 				if decoded, err := url.PathUnescape(reason); err == nil {
 					reason = decoded
+				}
+				if len(reason) > audit.MaxReason {
+					Error(w, r, a.log, guildhall.E("api.auditReason", guildhall.Invalid, "X-Audit-Log-Reason must be at most %d bytes", audit.MaxReason))
+					return
 				}
 				r = r.WithContext(audit.WithReason(r.Context(), reason))
 			}

@@ -1060,3 +1060,29 @@ func TestMessageMentions(t *testing.T) {
 		t.Errorf("owner's @everyone: mention_everyone = %v, want true", m["mention_everyone"])
 	}
 }
+
+// TestAuditReasonTooLong: a reason over audit.MaxReason bytes (after
+// percent-decoding) is refused before anything is done.
+func TestAuditReasonTooLong(t *testing.T) {
+	e := newEnv(t)
+	w := e.world(t)
+	req, err := http.NewRequestWithContext(t.Context(), "POST", e.url+"/servers/"+w.server.ID+"/channels", strings.NewReader(`{"name":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+w.owner.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Audit-Log-Reason", strings.Repeat("%41", 513))
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "at most 512 bytes") {
+		t.Fatalf("513-byte reason: %d %s", resp.StatusCode, body)
+	}
+	if chans := e.channels(t, w.owner, w.server.ID); len(chans) != 1 {
+		t.Errorf("channels after the refused request = %d, want 1", len(chans))
+	}
+}
