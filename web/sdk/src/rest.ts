@@ -51,9 +51,9 @@ export class RestClient {
     const headers: Record<string, string> = {};
     if (this.token) headers['Authorization'] = `Bearer ${this.token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    // A header carries only printable ASCII in browsers' fetch; other reasons are left out
-    // (the ban endpoint also takes its reason in the body).
-    if (opts.reason && /^[\x20-\x7e]*$/.test(opts.reason)) headers['X-Audit-Log-Reason'] = opts.reason;
+    // A header carries only ASCII: the reason is percent-encoded, and the
+    // server decodes it (docs/api.md, X-Audit-Log-Reason).
+    if (opts.reason) headers['X-Audit-Log-Reason'] = encodeURIComponent(opts.reason);
     let res: Response;
     try {
       res = await this.fetchFn(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: opts.signal });

@@ -26,6 +26,13 @@ describe('RestClient', () => {
     expect(calls[1].init.headers['X-Audit-Log-Reason']).toBe('spam');
   });
 
+  it('percent-encodes reasons so any text fits a header', async () => {
+    const { f, calls } = fakeFetch([{ status: 204 }]);
+    const rest = new RestClient({ baseUrl: 'http://h', token: 'gh_x', fetch: f });
+    await rest.kick('7', '9', { reason: 'spam in #général' });
+    expect(calls[0].init.headers['X-Audit-Log-Reason']).toBe('spam%20in%20%23g%C3%A9n%C3%A9ral');
+  });
+
   it('renames a server with PATCH /servers/{id}, the name in the body and the reason in the header', async () => {
     const { f, calls } = fakeFetch([
       { status: 200, body: { id: '7', name: 'Guild Hall', owner_id: '1' } },
