@@ -19,10 +19,8 @@ cd "$(dirname "$0")/.."
 
 PROTOC_GEN_GO_VERSION=v1.36.12
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-		echo "need root to run: $*" >&2; return 1; fi
-}
+# shellcheck source=deploy/testdeps/lib.sh
+. deploy/testdeps/lib.sh # as_root, apt_install (services not started)
 
 apt_pkgs=()
 command -v protoc >/dev/null || apt_pkgs+=(protobuf-compiler)
@@ -31,10 +29,11 @@ command -v protoc >/dev/null || apt_pkgs+=(protobuf-compiler)
 if [ "${GUILDHALL_TEST_NO_WEB:-}" != 1 ] && ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
 	apt_pkgs+=(chromium)
 fi
+# TestComposeNginx runs deploy/compose/nginx.conf in a real nginx.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_pkgs+=(nginx-light)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
 	echo "== installing ${apt_pkgs[*]} (Debian)"
-	as_root apt-get update -qq >/dev/null
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+	apt_install "${apt_pkgs[@]}"
 fi
 export PATH="$(go env GOPATH)/bin:$PATH"
 if [ "$(protoc-gen-go --version 2>/dev/null)" != "protoc-gen-go $PROTOC_GEN_GO_VERSION" ]; then
