@@ -518,6 +518,7 @@ func (w *world) startLinkOn(tb testing.TB, nc *nats.Conn, id string, cfg link.Co
 	}
 	if w.sessions {
 		cfg.Sessions = mustSessions(tb, l.nc)
+		cfg.Changes = w.log
 	}
 	var err error
 	l.node, err = link.Start(l.nc, w.members, linkDirectory{w.members, w.resolver}, natsrpc.NewClient(l.nc), nil, cfg)

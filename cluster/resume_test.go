@@ -214,3 +214,82 @@ func TestReadStatesAcrossNodes(t *testing.T) {
 		t.Fatalf("A after the read: %v, want unread_count 1", u)
 	}
 }
+
+// TestLinkNodeDiesEditsReplayed: an edit and a deletion of messages the
+// client had, made while its link node was dead, reach it when it resumes
+// on another node (from the message log), after which live events flow.
+func TestLinkNodeDiesEditsReplayed(t *testing.T) {
+	d := deploy(t, setup{
+		users:     1,
+		link:      link.Config{SnapshotEvery: 200 * time.Millisecond, CheckpointEvery: 20 * time.Millisecond},
+		subscribe: subscribe.Config{MissedHeartbeats: 4, SweepEvery: 20 * time.Millisecond},
+		sessions:  true,
+	})
+	c := d.a.dial(t, "u0", d.tokens[0])
+	c.subscribe(d.x)
+	d.waitRoutes(t, d.x, d.a.id)
+	sent := d.sendAlternating(t, d.x, 1, 3, "before")
+	wantArrived(t, c.name, c.messages(3), seqRange(1, 3))
+	c.write(&pb.Frame{Body: &pb.Frame_Heartbeat{Heartbeat: &pb.Heartbeat{LastSeq: c.seq}}})
+	if f := c.read(); f.GetHeartbeatAck() == nil {
+		t.Fatalf("got %v, want heartbeat_ack", f)
+	}
+	probe := mustSessions(t, d.connect(t, onC, "probe"))
+	checkFor(t, func() error {
+		data, err := probe.Get(context.Background(), c.session)
+		if err != nil {
+			return err
+		}
+		var ho pb.SessionHandover
+		if err := proto.Unmarshal(data, &ho); err != nil {
+			return err
+		}
+		if ho.State.GetSeq() != 3 {
+			return fmt.Errorf("checkpoint at seq %d", ho.State.GetSeq())
+		}
+		return nil
+	})
+
+	d.a.crash()
+	if f, err := c.next(); err == nil {
+		t.Fatalf("got %v after the crash", f)
+	}
+	ctx := context.Background()
+	if _, err := d.m1.svc.Edit(ctx, sent[0].AuthorID, d.x, sent[0].ID, "edited while away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.m2.svc.Delete(ctx, sent[1].AuthorID, d.x, sent[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	d.waitRoutes(t, d.x)
+
+	n := d.b.open(t, "u0")
+	n.write(&pb.Frame{Body: &pb.Frame_Resume{Resume: &pb.Resume{Token: d.tokens[0], SessionId: c.session, LastSeq: c.seq}}})
+	var got []*pb.Frame
+	for {
+		f := n.read()
+		if r := f.GetResumed(); r != nil {
+			if r.Replayed != 2 {
+				t.Errorf("resumed %v", r)
+			}
+			n.session, n.seq = r.SessionId, c.seq+uint64(r.Replayed)
+			break
+		}
+		if f.GetInvalidSession() != nil {
+			t.Fatal("invalid_session")
+		}
+		got = append(got, f)
+	}
+	if len(got) != 2 {
+		t.Fatalf("replayed %v, want an update and a delete", got)
+	}
+	if m := got[0].GetEvent().GetMessageUpdate(); m.GetId() != sent[0].ID || m.GetContent() != "edited while away" || got[0].Seq != 4 {
+		t.Errorf("first replayed %v, want the update of %d at seq 4", got[0], sent[0].ID)
+	}
+	if m := got[1].GetEvent().GetMessageDelete(); m.GetId() != sent[1].ID || got[1].Seq != 5 {
+		t.Errorf("second replayed %v, want the delete of %d at seq 5", got[1], sent[1].ID)
+	}
+	d.waitRoutes(t, d.x, d.b.id)
+	d.sendAlternating(t, d.x, 4, 1, "after")
+	wantArrived(t, n.name, n.messages(1), seqRange(4, 4))
+}

@@ -83,6 +83,10 @@ type Config struct {
 	// History rebuilds, on a resume elsewhere, the messages a session
 	// missed while it moved; nil: only what the old node handed over.
 	History History
+	// Changes replays, on a resume after the node that held a session
+	// died, the edits and deletions made since its last checkpoint of
+	// messages the client had (at least once); nil: they are missed.
+	Changes Changes
 	// CheckpointEvery: how often changed sessions are checkpointed
 	// (default 2s).
 	CheckpointEvery time.Duration

@@ -43,6 +43,19 @@ type History interface {
 	History(ctx context.Context, actorID, channelID uint64, q message.Query) ([]message.Message, error)
 }
 
+// Changes reads, on a resume after the node that held a session died,
+// the edits and deletions made since its checkpoint (the message log).
+type Changes interface {
+	// ChangesSince returns the edits and deletions (never creates) made
+	// in the channels at or after since, in the order they were made, at
+	// most max of them.
+	ChangesSince(ctx context.Context, channelIDs []uint64, since time.Time, max int) ([]message.Change, error)
+}
+
+// changesMargin: changes are read from this long before a checkpoint was
+// written, for clocks that disagree; one read twice is harmless.
+const changesMargin = 5 * time.Second
+
 // CloseSessionMoved closes a connection whose session was resumed on
 // another connection (another node) while this one still looked alive.
 const CloseSessionMoved = 4011
@@ -353,11 +366,16 @@ func (s *session) resumeElsewhere(ctx context.Context, r *pb.Resume, u member.Us
 	}
 
 	// The gap: each MESSAGES channel's history after the position.
+	had := make(map[uint64]uint64) // the client's positions, before the gap
 	var gap []message.Message
 	for _, rc := range chans {
 		c := rc.c
 		after := pos[c.ChannelId]
-		if c.Type != pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES || n.cfg.History == nil {
+		if c.Type != pb.SubscriptionType_SUBSCRIPTION_TYPE_MESSAGES {
+			continue
+		}
+		had[c.ChannelId] = after
+		if n.cfg.History == nil {
 			continue
 		}
 		for {
@@ -383,6 +401,43 @@ func (s *session) resumeElsewhere(ctx context.Context, r *pb.Resume, u member.Us
 		return false
 	}
 	slices.SortFunc(gap, func(a, b message.Message) int { return cmpUint(a.ID, b.ID) })
+	// Edits and deletions, since the checkpoint, of messages the client
+	// already had (newer ones came from history as they are now).
+	var changes []*pb.Event
+	if n.cfg.Changes != nil && !fromNode && len(had) > 0 {
+		ids := make([]uint64, 0, len(had))
+		for ch := range had {
+			ids = append(ids, ch)
+		}
+		slices.Sort(ids)
+		room := n.cfg.ResumeBuffer - len(gap) - len(replay)
+		since := time.UnixMilli(st.UpdatedMs).Add(-changesMargin)
+		cs, err := n.cfg.Changes.ChangesSince(rctx, ids, since, room+1)
+		if err != nil {
+			n.log.Warn("resume: changes", "err", err)
+			s.abandonTakeover()
+			return false
+		}
+		for _, c := range cs {
+			p, ok := had[c.Message.ChannelID]
+			if !ok || c.Message.ID > p {
+				continue
+			}
+			if c.Message.ServerID == 0 {
+				c.Message.ServerID = canSee[c.Message.ChannelID]
+			}
+			switch c.Kind {
+			case message.ChangeEdit:
+				changes = append(changes, natsrpc.EventToProto(message.Event{Kind: message.Updated, Message: c.Message}))
+			case message.ChangeDelete:
+				changes = append(changes, natsrpc.EventToProto(message.Event{Kind: message.Deleted, Message: c.Message}))
+			}
+		}
+		if len(cs) > room {
+			s.abandonTakeover()
+			return false
+		}
+	}
 
 	s.mu.Lock()
 	for _, e := range replay {
@@ -402,6 +457,15 @@ func (s *session) resumeElsewhere(ctx context.Context, r *pb.Resume, u member.Us
 		s.replay.push(s.seq, &enc)
 		s.replayLocked(outFrame{data: s.codec.frame(s.seq, enc)})
 	}
+	for _, e := range changes {
+		enc, err := encodeEvent(e)
+		if err != nil {
+			continue
+		}
+		s.seq++
+		s.replay.push(s.seq, &enc)
+		s.replayLocked(outFrame{data: s.codec.frame(s.seq, enc)})
+	}
 	s.floor = pos
 	s.ckptDirty = true
 	s.mu.Unlock()
@@ -409,7 +473,7 @@ func (s *session) resumeElsewhere(ctx context.Context, r *pb.Resume, u member.Us
 		s.abandonTakeover()
 		return false
 	}
-	s.send(&pb.Frame{Body: &pb.Frame_Resumed{Resumed: &pb.Resumed{SessionId: s.ID(), Replayed: uint32(len(replay) + len(gap))}}})
+	s.send(&pb.Frame{Body: &pb.Frame_Resumed{Resumed: &pb.Resumed{SessionId: s.ID(), Replayed: uint32(len(replay) + len(gap) + len(changes))}}})
 	s.mu.Lock()
 	s.remarkUnreadLocked() // the counters' state follows resumed
 	s.mu.Unlock()

@@ -331,6 +331,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Roles:             rstore,
 			History:           message.NewReader(messages, resolver, m.stores.cache, mlog),
 			Sessions:          linkSessions(m.nc, m.Log, c.JetStreamReplicas),
+			Changes:           mlog,
 		})
 		if err != nil {
 			return fmt.Errorf("link role: %w", err)

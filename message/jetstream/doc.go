@@ -90,6 +90,12 @@
 // before it reads the store (message.Reader): read-your-writes for edits
 // and deletions, which the cache alone cannot give.
 //
+// ChangesSince reads the edits and deletions of some channels since a
+// time (a gateway resume after a link node died replays them): one
+// short-lived ephemeral consumer per 64 channels filtering on their
+// change subjects, from that time, deleted afterwards; the results are
+// merged in stream order.
+//
 // A Log is safe for concurrent use. It owns no goroutines; the NATS
 // connection is the caller's.
 package jetstream
