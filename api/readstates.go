@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/member"
@@ -128,7 +127,7 @@ func (a *API) listReadStates(w http.ResponseWriter, r *http.Request, u member.Us
 				continue
 			}
 			if len(servers) == limit {
-				n := strconv.FormatUint(servers[len(servers)-1], 10)
+				n := formatID(servers[len(servers)-1])
 				next = &n
 				break
 			}

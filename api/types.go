@@ -1,7 +1,6 @@
 package api
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/guildhall/guildhall/member"
@@ -117,7 +116,7 @@ func toMessage(m message.Message) messageJSON {
 func idStrings(ids []uint64) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
-		out[i] = strconv.FormatUint(id, 10)
+		out[i] = formatID(id)
 	}
 	return out
 }

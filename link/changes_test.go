@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildhall/guildhall/message"
@@ -21,14 +20,7 @@ import (
 func TestResumeAfterNodeDeathReplaysChanges(t *testing.T) {
 	hist := &fakeHistory{}
 	h := mustHarness(t, Config{SmallServer: -1})
-	js, err := jetstream.New(h.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := NewKVSessions(context.Background(), js, KVSessionsConfig{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := h.mustSessions(t)
 	mlog, err := messagejs.New(t.Context(), h.nc, messagejs.Config{Memory: true})
 	if err != nil {
 		t.Fatal(err)

@@ -237,14 +237,7 @@ func TestResumeAfterNodeDeath(t *testing.T) {
 		t.Run(fmt.Sprintf("positions=%v", exact), func(t *testing.T) {
 			hist := &fakeHistory{}
 			h := mustHarness(t, Config{SmallServer: -1})
-			js, err := jetstream.New(h.nc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			store, err := NewKVSessions(context.Background(), js, KVSessionsConfig{Memory: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			store := h.mustSessions(t)
 			cfg := Config{History: hist, Sessions: store, SmallServer: -1, CheckpointEvery: 10 * time.Millisecond}
 			a := h.addNode(t, cfg)
 			b := h.addNode(t, cfg)
@@ -319,14 +312,7 @@ func TestResumeAfterNodeDeath(t *testing.T) {
 func TestResumeAfterShutdown(t *testing.T) {
 	hist := &fakeHistory{}
 	h := mustHarness(t, Config{SmallServer: -1})
-	js, err := jetstream.New(h.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := NewKVSessions(context.Background(), js, KVSessionsConfig{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := h.mustSessions(t)
 	cfg := Config{History: hist, Sessions: store, SmallServer: -1, CheckpointEvery: time.Hour}
 	a := h.addNode(t, cfg)
 	b := h.addNode(t, cfg)
@@ -417,4 +403,19 @@ func TestResumeElsewhereKeepsTypes(t *testing.T) {
 	if u := again.read().GetUnreadUpdate(); u == nil || u.UnreadCount != 4 {
 		t.Fatalf("got %v, want unread_count 4", u)
 	}
+}
+
+// mustSessions is a session checkpoint store (KVSessions, in memory) on
+// the harness's NATS, shared by the nodes a test adds.
+func (h *harness) mustSessions(tb testing.TB) *KVSessions {
+	tb.Helper()
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store, err := NewKVSessions(context.Background(), js, KVSessionsConfig{Memory: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return store
 }
