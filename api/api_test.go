@@ -15,6 +15,7 @@ import (
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"github.com/guildhall/guildhall/api"
@@ -50,31 +51,51 @@ type noNodes struct{}
 
 func (noNodes) Nodes(uint64) []string { return nil }
 
-func newEnv(t *testing.T) *env {
+// stack is one process's services on a fresh Pebble database and an
+// embedded NATS: the member and role services, the message store and its
+// durable log with a running persister.
+type stack struct {
+	ns      *server.Server
+	db      *pebbledb.DB
+	ids     *snowflake.Generator
+	rstore  *rolepebble.Store
+	res     *role.Resolver
+	roles   *role.Service
+	members *member.Service
+	store   *messagepebble.Store
+	mlog    *messagejs.Log
+}
+
+func newStack(t *testing.T) stack {
 	t.Helper()
-	ns := bustest.MustServer(t)
-	db := mustOpen(t)
-	ids, err := snowflake.New(1, nil)
-	if err != nil {
+	st := stack{ns: bustest.MustServer(t), db: mustOpen(t)}
+	var err error
+	if st.ids, err = snowflake.New(1, nil); err != nil {
 		t.Fatal(err)
 	}
-	mstore := memberpebble.New(db)
-	rstore := rolepebble.New(db)
-	res := role.NewResolver(rstore, member.NewDirectory(mstore))
-	roles := role.NewService(rstore, res, ids, nil)
-	members := member.NewService(mstore, roles, ids, nil, member.Config{
+	mstore := memberpebble.New(st.db)
+	st.rstore = rolepebble.New(st.db)
+	st.res = role.NewResolver(st.rstore, member.NewDirectory(mstore))
+	st.roles = role.NewService(st.rstore, st.res, st.ids, nil)
+	st.members = member.NewService(mstore, st.roles, st.ids, nil, member.Config{
 		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
 	})
-	store := messagepebble.New(db)
-	mlog, err := messagejs.New(t.Context(), bustest.MustConnect(t, ns), messagejs.Config{LagRefresh: -1})
-	if err != nil {
+	st.store = messagepebble.New(st.db)
+	if st.mlog, err = messagejs.New(t.Context(), bustest.MustConnect(t, st.ns), messagejs.Config{LagRefresh: -1}); err != nil {
 		t.Fatal(err)
 	}
-	persister, err := message.StartPersister(message.PersisterConfig{Source: mlog, Store: store, BatchWait: 5 * time.Millisecond})
+	persister, err := message.StartPersister(message.PersisterConfig{Source: st.mlog, Store: st.store, BatchWait: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = persister.Shutdown(context.Background()) })
+	return st
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st := newStack(t)
+	ns, db, ids, res, roles, members, store, mlog := st.ns, st.db, st.ids, st.res, st.roles, st.members, st.store, st.mlog
 	svc := message.NewService(message.Config{
 		Store: store, Access: res, Log: mlog, Publisher: natsrpc.NewFanout(bustest.MustConnect(t, ns), noNodes{}, nil), IDs: ids,
 	})

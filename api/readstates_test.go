@@ -8,19 +8,12 @@ import (
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/guildhall/guildhall/api"
-	"github.com/guildhall/guildhall/bus/bustest"
-	"github.com/guildhall/guildhall/member"
-	memberpebble "github.com/guildhall/guildhall/member/pebble"
 	"github.com/guildhall/guildhall/message"
 	"github.com/guildhall/guildhall/message/inmem"
-	messagejs "github.com/guildhall/guildhall/message/jetstream"
 	messagepebble "github.com/guildhall/guildhall/message/pebble"
 	"github.com/guildhall/guildhall/role"
-	rolepebble "github.com/guildhall/guildhall/role/pebble"
-	"github.com/guildhall/guildhall/snowflake"
 )
 
 // rsEnv is the REST API of one process with read states: Pebble stores,
@@ -32,31 +25,10 @@ type rsEnv struct {
 
 func newRSEnv(t *testing.T, withReadStates bool) *rsEnv {
 	t.Helper()
-	db := mustOpen(t)
-	ids, err := snowflake.New(1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mstore := memberpebble.New(db)
-	rstore := rolepebble.New(db)
-	res := role.NewResolver(rstore, member.NewDirectory(mstore))
-	roles := role.NewService(rstore, res, ids, nil)
-	members := member.NewService(mstore, roles, ids, nil, member.Config{
-		Password: member.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1},
-	})
-	store := messagepebble.New(db)
+	st := newStack(t)
+	db, ids, rstore, res, roles, members, store, mlog := st.db, st.ids, st.rstore, st.res, st.roles, st.members, st.store, st.mlog
 	counters := inmem.NewCounters(inmem.CountersConfig{})
 	durable := messagepebble.NewReadStates(db)
-	ns := bustest.MustServer(t)
-	mlog, err := messagejs.New(t.Context(), bustest.MustConnect(t, ns), messagejs.Config{LagRefresh: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	persister, err := message.StartPersister(message.PersisterConfig{Source: mlog, Store: store, BatchWait: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = persister.Shutdown(context.Background()) })
 	svc := message.NewService(message.Config{Store: store, Access: res, Log: mlog, Publisher: &rsNopPublisher{}, IDs: ids, Counters: counters})
 	recent := message.NewReader(store, res, nil, mlog)
 	s := api.Services{
